@@ -1,0 +1,377 @@
+"""Typed, frozen settings from `vigie.yaml` and `VIGIE_*` environment overrides.
+
+`load_settings(path, environ)` validates everything before the proxy listens.
+Errors are `ConfigError`s naming the file, line and key (or the environment
+variable). Relative paths in the file are resolved against the file's folder.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import yaml
+
+from vigie import yamlsrc
+from vigie.errors import ConfigError
+from vigie.policy.model import Mode
+from vigie.rates import Limits, Rate
+
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+
+
+DEFAULT_LIMITS = Limits(
+    requests=Rate.parse("600/minute"),
+    records=Rate.parse("5000/hour"),
+    distinct_patients=Rate.parse("1000/day"),
+    enumeration=True,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    host: str = "0.0.0.0"  # noqa: S104 - a proxy listens on all interfaces by default
+    port: int = 8080
+
+
+@dataclass(frozen=True, slots=True)
+class Admin:
+    host: str = "0.0.0.0"  # noqa: S104
+    port: int = 9090
+    token_file: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IssuerSettings:
+    issuer: str
+    audiences: tuple[str, ...]
+    algorithms: tuple[str, ...]
+    jwks_url: str | None = None
+    jwks_file: Path | None = None
+    client_claim: str = "azp"
+    leeway_seconds: int = 30
+    jwks_refresh_seconds: int = 300  # used when the JWKS response has no Cache-Control max-age
+
+
+@dataclass(frozen=True, slots=True)
+class AuditSettings:
+    path: str = "-"
+    on_failure: str = "closed"  # closed: 503 when the audit line cannot be written; open: alert
+    rotate_bytes: int = 0  # 0: never rotate
+
+
+@dataclass(frozen=True, slots=True)
+class GuardSettings:
+    quarantine_minutes: int = 15
+    decoy_ids: tuple[str, ...] = ()
+    events_path: str = "-"  # security events (JSON lines) for the SIEM; "-" = stderr
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    upstream: str
+    listen: Listen = Listen()
+    admin: Admin = Admin()
+    policies: Path = Path("policies")
+    mode: Mode = Mode.ENFORCE
+    issuers: tuple[IssuerSettings, ...] = ()
+    redis: str | None = None
+    pseudonym_key_file: Path | None = None
+    audit: AuditSettings = AuditSettings()
+    limits: Limits = DEFAULT_LIMITS
+    guard: GuardSettings = GuardSettings()
+    upstream_timeout_seconds: float = 10.0
+    upstream_connect_timeout_seconds: float = 3.0
+    max_response_bytes: int = 52_428_800
+    shutdown_grace_seconds: float = 20.0
+    source: Path | None = None
+
+
+
+_TOP_KEYS = {
+    "upstream", "listen", "admin", "policies", "mode", "issuers", "redis",
+    "pseudonym_key_file", "audit", "limits", "guard", "upstream_timeout_seconds",
+    "upstream_connect_timeout_seconds", "max_response_bytes", "shutdown_grace_seconds",
+}
+T = TypeVar("T")
+
+
+class _Reader:
+    """Validates one raw mapping, raising ConfigError with file/line or env variable."""
+
+    def __init__(self, lines: yamlsrc.Lines, env_keys: Mapping[yamlsrc.Path, str],
+                 base: Path) -> None:
+        self.lines = lines
+        self.env_keys = env_keys
+        self.base = base
+
+    def error(self, path: yamlsrc.Path, message: str) -> ConfigError:
+        key = ".".join(str(p) for p in path)
+        for env_path, variable in self.env_keys.items():
+            if path[: len(env_path)] == env_path:
+                return ConfigError(f"{message} (key '{key}')", file=f"environment {variable}",
+                                   key=key)
+        return self.lines.error(path, f"{message} (key '{key}')")
+
+    def mapping(self, raw: Any, path: yamlsrc.Path, allowed: set[str]) -> dict[str, Any]:
+        if raw is None:
+            return {}
+        if not isinstance(raw, dict):
+            raise self.error(path, "must be a mapping")
+        for key in raw:
+            if key not in allowed:
+                raise self.error((*path, key), "unknown key")
+        return raw
+
+    def typed(self, raw: Any, path: yamlsrc.Path, kind: type[T], what: str) -> T:
+        if kind is float and isinstance(raw, int) and not isinstance(raw, bool):
+            return float(raw)  # type: ignore[return-value]
+        if not isinstance(raw, kind) or (kind is int and isinstance(raw, bool)):
+            raise self.error(path, f"must be {what}")
+        return raw
+
+    def convert(self, raw: Any, path: yamlsrc.Path, fn: Callable[[Any], T]) -> T:
+        try:
+            return fn(raw)
+        except (ValueError, TypeError) as exc:
+            raise self.error(path, str(exc)) from exc
+
+    def path(self, raw: Any, key: yamlsrc.Path) -> Path:
+        text = self.typed(raw, key, str, "a path")
+        candidate = Path(text)
+        return candidate if candidate.is_absolute() else self.base / candidate
+
+    def port(self, raw: Any, key: yamlsrc.Path) -> int:
+        value = self.typed(raw, key, int, "a port number")
+        if not 0 <= value <= 65535:
+            raise self.error(key, "must be a port number (0-65535)")
+        return value
+
+
+def load_settings(path: str | os.PathLike[str] | None,
+                  environ: Mapping[str, str] | None = None) -> Settings:
+    environ = os.environ if environ is None else environ
+    raw: dict[str, Any] = {}
+    filename = str(path) if path else "<environment>"
+    lines = yamlsrc.Lines(filename)
+    base = Path.cwd()
+    if path is not None:
+        file_path = Path(path)
+        try:
+            text = file_path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read configuration: {exc.strerror}",
+                              file=filename) from exc
+        loaded, lines = yamlsrc.load(text, filename)
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError("the configuration must be a mapping", file=filename, line=1)
+        raw = loaded
+        base = file_path.resolve().parent
+    env_keys = _apply_environment(raw, environ)
+    settings = _build(raw, _Reader(lines, env_keys, base))
+    return settings if path is None else _with_source(settings, Path(path))
+
+
+def _with_source(settings: Settings, source: Path) -> Settings:
+    return replace(settings, source=source)
+
+
+def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[yamlsrc.Path, str]:
+    """Merge VIGIE_A__B=value into raw[a][b]; values are parsed as YAML scalars/flows."""
+    applied: dict[yamlsrc.Path, str] = {}
+    for variable, text in sorted(environ.items()):
+        if not variable.startswith("VIGIE_") or variable.startswith("VIGIE_TEST"):
+            continue
+        parts = [p.lower() for p in variable[len("VIGIE_"):].split("__") if p]
+        if not parts or parts[0] not in _TOP_KEYS:
+            continue
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"invalid value for {variable}", file="environment",
+                              key=variable) from exc
+        if isinstance(value, int | float) and parts[-1] in {"host", "issuer", "client_claim"}:
+            value = text
+        if parts[-1] in {"upstream", "redis"} and value is not None:
+            value = text
+        target = raw
+        for part in parts[:-1]:
+            child = target.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                target[part] = child
+            target = child
+        target[parts[-1]] = value
+        applied[tuple(parts)] = variable
+    return applied
+
+
+def _build(raw: dict[str, Any], r: _Reader) -> Settings:
+    for key in raw:
+        if key not in _TOP_KEYS:
+            raise r.error((key,), "unknown key")
+    if raw.get("upstream") in (None, ""):
+        raise r.error(("upstream",), "missing required key")
+    upstream = r.typed(raw["upstream"], ("upstream",), str, "a URL")
+    parts = urlsplit(upstream)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise r.error(("upstream",), "must be an http:// or https:// URL")
+    if parts.query or parts.fragment:
+        raise r.error(("upstream",), "must not have a query or fragment")
+
+    listen_raw = r.mapping(raw.get("listen"), ("listen",), {"host", "port"})
+    listen = Listen(
+        host=r.typed(listen_raw.get("host", Listen().host), ("listen", "host"), str, "a host"),
+        port=r.port(listen_raw.get("port", Listen().port), ("listen", "port")),
+    )
+    admin_raw = r.mapping(raw.get("admin"), ("admin",), {"host", "port", "token_file"})
+    token_file = admin_raw.get("token_file")
+    admin = Admin(
+        host=r.typed(admin_raw.get("host", Admin().host), ("admin", "host"), str, "a host"),
+        port=r.port(admin_raw.get("port", Admin().port), ("admin", "port")),
+        token_file=None if token_file is None else r.path(token_file, ("admin", "token_file")),
+    )
+    mode = r.convert(raw.get("mode", "enforce"), ("mode",), Mode)
+    issuers = tuple(
+        _issuer(item, ("issuers", i), r) for i, item in enumerate(_list(raw, "issuers", r))
+    )
+    redis_url = raw.get("redis")
+    if redis_url is not None:
+        redis_url = r.typed(redis_url, ("redis",), str, "a redis:// URL or null")
+        if urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
+            raise r.error(("redis",), "must be a redis://, rediss:// or unix:// URL")
+    key_file = raw.get("pseudonym_key_file")
+    audit_raw = r.mapping(raw.get("audit"), ("audit",), {"path", "on_failure", "rotate_bytes"})
+    audit_path = r.typed(audit_raw.get("path", "-"), ("audit", "path"), str, "a path or '-'")
+    on_failure = r.typed(audit_raw.get("on_failure", "closed"), ("audit", "on_failure"), str,
+                         "closed or open")
+    if on_failure not in ("closed", "open"):
+        raise r.error(("audit", "on_failure"), "must be closed or open")
+    audit = AuditSettings(
+        path=audit_path if audit_path == "-" else str(r.path(audit_path, ("audit", "path"))),
+        on_failure=on_failure,
+        rotate_bytes=r.typed(audit_raw.get("rotate_bytes", 0), ("audit", "rotate_bytes"), int,
+                             "a number of bytes"),
+    )
+    limits = parse_limits(raw.get("limits"), ("limits",), r.error).inherit(DEFAULT_LIMITS)
+    guard_raw = r.mapping(raw.get("guard"), ("guard",),
+                          {"quarantine_minutes", "decoy_ids", "events_path"})
+    decoys = guard_raw.get("decoy_ids", [])
+    if not isinstance(decoys, list):
+        raise r.error(("guard", "decoy_ids"), "must be a list of ids")
+    events_path = r.typed(guard_raw.get("events_path", "-"), ("guard", "events_path"), str,
+                          "a path or '-'")
+    guard = GuardSettings(
+        quarantine_minutes=r.typed(guard_raw.get("quarantine_minutes", 15),
+                                   ("guard", "quarantine_minutes"), int, "a number of minutes"),
+        decoy_ids=tuple(str(d) for d in decoys),
+        events_path=events_path if events_path == "-" else str(
+            r.path(events_path, ("guard", "events_path"))),
+    )
+
+    def positive(key: str, kind: type[T], default: T) -> T:
+        value = r.typed(raw.get(key, default), (key,), kind, f"a positive {kind.__name__}")
+        if value <= 0:  # type: ignore[operator]
+            raise r.error((key,), "must be positive")
+        return value
+
+    return Settings(
+        upstream=upstream.rstrip("/"),
+        listen=listen,
+        admin=admin,
+        policies=r.path(raw.get("policies", "./policies"), ("policies",)),
+        mode=mode,
+        issuers=issuers,
+        redis=redis_url,
+        pseudonym_key_file=None if key_file is None else r.path(key_file,
+                                                                 ("pseudonym_key_file",)),
+        audit=audit,
+        limits=limits,
+        guard=guard,
+        upstream_timeout_seconds=positive("upstream_timeout_seconds", float, 10.0),
+        upstream_connect_timeout_seconds=positive("upstream_connect_timeout_seconds", float,
+                                                  3.0),
+        max_response_bytes=positive("max_response_bytes", int, 52_428_800),
+        shutdown_grace_seconds=positive("shutdown_grace_seconds", float, 20.0),
+    )
+
+
+def _list(raw: dict[str, Any], key: str, r: _Reader) -> list[Any]:
+    value = raw.get(key) or []
+    if not isinstance(value, list):
+        raise r.error((key,), "must be a list")
+    return value
+
+
+_ISSUER_KEYS = {"issuer", "audiences", "jwks_url", "jwks_file", "algorithms", "client_claim",
+                "leeway_seconds", "jwks_refresh_seconds"}
+
+
+def _issuer(raw: Any, path: yamlsrc.Path, r: _Reader) -> IssuerSettings:
+    item = r.mapping(raw, path, _ISSUER_KEYS)
+    if not item.get("issuer"):
+        raise r.error((*path, "issuer"), "missing required key")
+    audiences = item.get("audiences")
+    if isinstance(audiences, str):
+        audiences = [audiences]
+    if not audiences or not isinstance(audiences, list):
+        raise r.error((*path, "audiences"), "must be a non-empty list")
+    algorithms = item.get("algorithms", ["RS256"])
+    if not isinstance(algorithms, list) or not algorithms:
+        raise r.error((*path, "algorithms"), "must be a non-empty list")
+    for index, alg in enumerate(algorithms):
+        if alg not in ASYMMETRIC_ALGORITHMS:
+            raise r.error((*path, "algorithms", index),
+                          f"algorithm {alg!r} is not allowed (asymmetric algorithms only)")
+    jwks_url, jwks_file = item.get("jwks_url"), item.get("jwks_file")
+    if (jwks_url is None) == (jwks_file is None):
+        raise r.error(path, "exactly one of jwks_url or jwks_file is required")
+    if jwks_url is not None and urlsplit(str(jwks_url)).scheme not in ("http", "https"):
+        raise r.error((*path, "jwks_url"), "must be an http:// or https:// URL")
+    claim = item.get("client_claim", "azp")
+    return IssuerSettings(
+        issuer=str(item["issuer"]),
+        audiences=tuple(str(a) for a in audiences),
+        algorithms=tuple(algorithms),
+        jwks_url=None if jwks_url is None else str(jwks_url),
+        jwks_file=None if jwks_file is None else r.path(jwks_file, (*path, "jwks_file")),
+        client_claim=r.typed(claim, (*path, "client_claim"), str, "a claim name"),
+        leeway_seconds=r.typed(item.get("leeway_seconds", 30), (*path, "leeway_seconds"), int,
+                               "a number of seconds"),
+        jwks_refresh_seconds=r.typed(item.get("jwks_refresh_seconds", 300),
+                                     (*path, "jwks_refresh_seconds"), int, "a number of seconds"),
+    )
+
+
+LIMIT_KEYS = {"requests", "records", "distinct_patients", "enumeration"}
+
+
+def parse_limits(raw: Any, path: yamlsrc.Path,
+                 error: Callable[[yamlsrc.Path, str], Exception]) -> Limits:
+    """Parse a `limits` mapping (config or policy); keys left out stay None."""
+    if raw is None:
+        return Limits()
+    if not isinstance(raw, dict):
+        raise error(path, "must be a mapping")
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in LIMIT_KEYS:
+            raise error((*path, key), "unknown key")
+        if key == "enumeration":
+            if not isinstance(value, bool):
+                raise error((*path, key), "must be true or false")
+            values[key] = value
+        else:
+            try:
+                values[key] = Rate.parse(value)
+            except ValueError as exc:
+                raise error((*path, key), str(exc)) from exc
+    return Limits(**values)

@@ -1,0 +1,1 @@
+"""Policies: one client per file, default deny, field rules per route."""

@@ -1,0 +1,1 @@
+"""Metrics and traces: what SOC teams see."""

@@ -1,0 +1,83 @@
+"""Every Prometheus metric of the contract (section 6), on one registry per app.
+
+Labels are bounded: clients and route names come from policies, reasons and
+signals from fixed vocabularies. Never a patient id, a raw path, a token or a user.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
+from prometheus_client.gc_collector import GCCollector
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    """The registry and its metrics. Pass it to every stage that counts."""
+
+    def __init__(self, registry: CollectorRegistry | None = None,
+                 process_collectors: bool = True) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        if process_collectors:
+            ProcessCollector(registry=r)
+            PlatformCollector(registry=r)
+            GCCollector(registry=r)
+        self.requests = Counter(
+            "vigie_requests", "Requests by client, policy route, status and decision",
+            ["client", "route", "status", "decision"], registry=r)
+        self.request_duration = Histogram(
+            "vigie_request_duration_seconds", "Time from request to response, by route",
+            ["route"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.upstream_duration = Histogram(
+            "vigie_upstream_duration_seconds", "Upstream response time (headers), by route",
+            ["route"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.masked_values = Counter(
+            "vigie_masked_values", "Values dropped, masked, pseudonymized or generalized",
+            ["client", "route", "action"], registry=r)
+        self.nir_detections = Counter(
+            "vigie_nir_detections", "NIRs found by value and masked",
+            ["client", "route", "where"], registry=r)
+        self.records_returned = Counter(
+            "vigie_records_returned", "Patient records returned to clients",
+            ["client", "route"], registry=r)
+        self.auth_failures = Counter(
+            "vigie_auth_failures", "Refused credentials by reason", ["reason"], registry=r)
+        self.anomaly_score = Gauge(
+            "vigie_anomaly_score", "Highest anomaly score among a client's principals",
+            ["client"], registry=r)
+        self.enumeration_detections = Counter(
+            "vigie_enumeration_detections", "Enumeration signals raised",
+            ["client", "signal"], registry=r)
+        self.quarantined_clients = Gauge(
+            "vigie_quarantined_clients", "Principals currently quarantined", registry=r)
+        self.policy_reload_failures = Counter(
+            "vigie_policy_reload_failures", "Policy reloads refused by validation", registry=r)
+        self.state_backend_up = Gauge(
+            "vigie_state_backend_up", "Whether the guard state backend answers",
+            ["backend"], registry=r)
+        self.upstream_up = Gauge(
+            "vigie_upstream_up", "Whether the last upstream exchange succeeded", registry=r)
+        # Extensions beyond the contract (section 6 allows more, never fewer).
+        self.jwks_refresh_failures = Counter(
+            "vigie_jwks_refresh_failures", "JWKS fetches that failed (last good keys kept)",
+            ["issuer"], registry=r)
+        self.audit_write_failures = Counter(
+            "vigie_audit_write_failures", "Audit lines that could not be written", registry=r)
+        self.security_events = Counter(
+            "vigie_security_events", "Security events emitted for the SIEM",
+            ["client", "signal", "action"], registry=r)
+        self.records_withheld = Counter(
+            "vigie_records_withheld", "Records withheld by object-level checks (bind)",
+            ["client", "route"], registry=r)
+        self.policy_loaded = Gauge(
+            "vigie_policy_last_reload_success_timestamp_seconds",
+            "When policies were last loaded successfully", registry=r)
+        self.upstream_up.set(1)
