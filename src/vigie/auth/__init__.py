@@ -1,0 +1,21 @@
+"""Authentication: bearer JWTs verified against the configured issuers' JWKS.
+
+`Authenticator.authenticate(header)` returns a `vigie.context.Identity` or raises
+`vigie.errors.AuthError` whose `reason` is one of `REASONS` (a metric label).
+"""
+
+from vigie.auth.jwks import IssuerKeys
+from vigie.auth.keys import JwksError, KeySet, VerificationKey, parse_jwks
+from vigie.auth.tokens import MAX_TOKEN_BYTES, REASONS, Authenticator, bearer_token
+
+__all__ = [
+    "MAX_TOKEN_BYTES",
+    "REASONS",
+    "Authenticator",
+    "IssuerKeys",
+    "JwksError",
+    "KeySet",
+    "VerificationKey",
+    "bearer_token",
+    "parse_jwks",
+]
