@@ -1,0 +1,437 @@
+"""Load and validate a folder of policy files into one immutable `PolicySet`.
+
+Every `*.yaml` / `*.yml` file in the folder is one client's policy, except policy
+tests (`*.test.yaml`) and files whose name starts with `_` or `.`. Validation
+collects every problem, not just the first, as `FILE:LINE: key.path: message`
+lines: `check_policies` returns them, `load_policies` raises them in a
+`PolicyError`. Unknown keys are errors at every level (a typo must never
+silently disable a rule), and so is a route that an earlier route shadows.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from vigie import yamlsrc
+from vigie.config import LIMIT_KEYS, parse_limits
+from vigie.errors import ConfigError
+from vigie.policy.authorize import method_allowed
+from vigie.policy.model import (
+    Action,
+    Binding,
+    ClientPolicy,
+    FieldRule,
+    Generalization,
+    Key,
+    MaskStyle,
+    Mode,
+    PolicySet,
+    QueryRule,
+    ResponseRule,
+    Route,
+    Selector,
+    Unlisted,
+)
+from vigie.policy.selectors import parse_location, parse_selector
+from vigie.policy.templates import Segments, covers, parse_template
+from vigie.rates import Limits
+
+API_VERSION = "vigie/v1"
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_TOP_KEYS = ("apiVersion", "client", "description", "mode", "routes", "limits",
+             "client_limits")
+_ROUTE_KEYS = ("name", "methods", "path", "scopes", "query", "response")
+_QUERY_KEYS = ("allowed", "max")
+_RESPONSE_KEYS = ("records", "fields", "unlisted", "bind")
+_ROUTE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_ACTIONS_HELP = ("keep, drop, pseudonymize, {mask: last2|last4|all} "
+                 "or {generalize: year|month|department}")
+
+
+class PolicyError(ConfigError):
+    """The policies are invalid; `errors` holds every `FILE:LINE: message` line."""
+
+    def __init__(self, errors: list[str]) -> None:
+        self.errors = list(errors)
+        super().__init__("\n".join(self.errors))
+
+
+def policy_files(folder: Path) -> list[Path]:
+    """The policy files of `folder`, sorted by name (tests and `_`/`.` files left out)."""
+    return sorted(
+        path for path in folder.iterdir()
+        if path.suffix in (".yaml", ".yml") and path.is_file()
+        and not path.name.startswith(("_", "."))
+        and not path.name.endswith((".test.yaml", ".test.yml"))
+    )
+
+
+def check_policies(folder: Path) -> list[str]:
+    """Every error in the folder's policies as `FILE:LINE: message`; empty when valid."""
+    return _load(Path(folder))[1]
+
+
+def load_policies(folder: Path) -> PolicySet:
+    """The folder's policies, or PolicyError carrying every error line."""
+    policies, errors = _load(Path(folder))
+    if errors:
+        raise PolicyError(errors)
+    return policies
+
+
+def _load(folder: Path) -> tuple[PolicySet, list[str]]:
+    if not folder.is_dir():
+        return PolicySet({}), [f"{folder}: not a folder of policies"]
+    files = policy_files(folder)
+    if not files:
+        return PolicySet({}), [f"{folder}: no policy files (*.yaml)"]
+    clients: dict[str, ClientPolicy] = {}
+    defined_at: dict[str, str] = {}
+    errors: list[str] = []
+    for path in files:
+        reader = _FileReader(path)
+        policy = reader.read()
+        if reader.client is not None:
+            name, line = reader.client
+            if name in defined_at:
+                reader.error(("client",), f"client {name!r} is already defined in "
+                                          f"{defined_at[name]}")
+                policy = None
+            else:
+                defined_at[name] = f"{path}:{line}"
+        errors.extend(reader.lines_out())
+        if policy is not None:
+            clients[policy.client] = policy
+    return PolicySet(clients), errors
+
+
+def _key_path(path: yamlsrc.Path) -> str:
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif _PLAIN_KEY.fullmatch(str(part)):
+            text += f".{part}" if text else str(part)
+        else:
+            text += f"[{str(part)!r}]"
+    return text
+
+
+class _FileReader:
+    """Validates one policy file, collecting (line, message) pairs instead of stopping."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lines = yamlsrc.Lines(str(path))
+        self.errors: list[tuple[int, str]] = []
+        self.client: tuple[str, int] | None = None
+
+    def error(self, path: yamlsrc.Path, message: str) -> None:
+        where = _key_path(path)
+        self.errors.append((self.lines.line(path), f"{where}: {message}" if where else message))
+
+    def lines_out(self) -> list[str]:
+        ordered = sorted(self.errors, key=lambda item: item[0])
+        return [f"{self.path}:{line}: {message}" for line, message in ordered]
+
+    def read(self) -> ClientPolicy | None:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            self.errors.append((1, f"cannot read the file: {exc}"))
+            return None
+        try:
+            raw, self.lines = yamlsrc.load(text, str(self.path))
+        except ConfigError as exc:
+            message = str(exc).removeprefix(f"{self.path}:{exc.line}: ")
+            self.errors.append((exc.line or 1, message.removeprefix(f"{self.path}: ")))
+            return None
+        if raw is None:
+            self.errors.append((1, "empty policy file"))
+            return None
+        return self.policy(raw)
+
+    def mapping(self, raw: Any, path: yamlsrc.Path, allowed: tuple[str, ...],
+                required: tuple[str, ...] = ()) -> dict[str, Any] | None:
+        if not isinstance(raw, dict):
+            self.error(path, "must be a mapping")
+            return None
+        for key in raw:
+            if key not in allowed:
+                self.error((*path, key), f"unknown key (allowed: {', '.join(allowed)})")
+        for key in required:
+            if key not in raw:
+                self.error(path, f"missing required key {key!r}")
+        return raw
+
+    def text(self, raw: Any, path: yamlsrc.Path, what: str) -> str | None:
+        if not isinstance(raw, str) or not raw.strip():
+            self.error(path, f"must be {what}")
+            return None
+        return raw
+
+    def parse(self, fn: Callable[[str], Selector], raw: Any,
+              path: yamlsrc.Path) -> Selector | None:
+        if not isinstance(raw, str):
+            self.error(path, "a selector must be a string")
+            return None
+        try:
+            return fn(raw)
+        except ValueError as exc:
+            self.error(path, str(exc))
+            return None
+
+    def policy(self, raw: Any) -> ClientPolicy | None:
+        top = self.mapping(raw, (), _TOP_KEYS, ("client", "routes"))
+        if top is None:
+            return None
+        if "apiVersion" in top and top["apiVersion"] != API_VERSION:
+            self.error(("apiVersion",), f"unsupported version {top['apiVersion']!r} "
+                                        f"(expected {API_VERSION})")
+        client = self.text(top.get("client"), ("client",), "a non-empty client name") \
+            if "client" in top else None
+        if client is not None:
+            self.client = (client, self.lines.line(("client",)))
+        description = top.get("description", "")
+        if not isinstance(description, str):
+            self.error(("description",), "must be a string")
+        mode = None
+        if top.get("mode") is not None:
+            try:
+                mode = Mode(top["mode"])
+            except ValueError:
+                self.error(("mode",), "must be enforce or report-only")
+        limits = self.limits(top.get("limits"), ("limits",))
+        client_limits = self.limits(top.get("client_limits"), ("client_limits",)) \
+            if "client_limits" in top else None
+        routes = self.routes(top.get("routes"), ("routes",)) if "routes" in top else ()
+        if self.errors or client is None:
+            return None
+        return ClientPolicy(client=client, routes=routes, description=description, mode=mode,
+                            limits=limits, client_limits=client_limits, source=self.path)
+
+    def limits(self, raw: Any, path: yamlsrc.Path) -> Limits:
+        if raw is None:
+            return Limits()
+        if not isinstance(raw, dict):
+            self.error(path, f"must be a mapping of {', '.join(sorted(LIMIT_KEYS))}")
+            return Limits()
+        values: dict[str, Any] = {}
+        for key, value in raw.items():
+            # One key at a time so that every bad key is reported, not just the first.
+            problems: list[tuple[yamlsrc.Path, str]] = []
+            try:
+                parsed = parse_limits({key: value}, path, partial(_collect, problems))
+            except ValueError:
+                for where, message in problems:
+                    self.error(where, message)
+                continue
+            values[key] = getattr(parsed, str(key))
+        return Limits(**values)
+
+    def routes(self, raw: Any, path: yamlsrc.Path) -> tuple[Route, ...]:
+        if not isinstance(raw, list) or not raw:
+            self.error(path, "must be a non-empty list of routes")
+            return ()
+        routes: list[Route] = []
+        names: dict[str, int] = {}
+        for index, item in enumerate(raw):
+            route = self.route(item, (*path, index))
+            if route is None:
+                continue
+            if route.name in names:
+                self.error((*path, index, "name"), f"duplicate route name {route.name!r} "
+                                                   f"(first at line {names[route.name]})")
+            names.setdefault(route.name, route.line)
+            self.shadowing(route, routes, (*path, index))
+            routes.append(route)
+        return tuple(routes)
+
+    def shadowing(self, route: Route, earlier: list[Route], path: yamlsrc.Path) -> None:
+        shadowed: dict[str, Route] = {}
+        for method in sorted(route.methods):
+            for previous in earlier:
+                if method_allowed(previous, method) and covers(previous.segments, route.segments):
+                    shadowed[method] = previous
+                    break
+        if not shadowed:
+            return
+        first = next(iter(shadowed.values()))
+        if len(shadowed) == len(route.methods):
+            self.error(path, f"route {route.name!r} is unreachable: route {first.name!r} "
+                             f"(line {first.line}) matches every request it matches; "
+                             "routes match in file order, put the narrower one first")
+        else:
+            for method, previous in shadowed.items():
+                self.error(path, f"method {method} of route {route.name!r} is unreachable: "
+                                 f"route {previous.name!r} (line {previous.line}) takes it first")
+
+    def route(self, raw: Any, path: yamlsrc.Path) -> Route | None:
+        item = self.mapping(raw, path, _ROUTE_KEYS, ("name", "methods", "path"))
+        if item is None:
+            return None
+        before = len(self.errors)
+        name = self.text(item.get("name"), (*path, "name"), "a route name") \
+            if "name" in item else None
+        if name is not None and not _ROUTE_NAME.fullmatch(name):
+            self.error((*path, "name"), "a route name is 1-64 letters, digits, '.', '_' or "
+                                        "'-' (it labels metrics)")
+        methods = self.methods(item.get("methods"), (*path, "methods")) \
+            if "methods" in item else frozenset()
+        template = self.template(item.get("path"), (*path, "path")) if "path" in item else None
+        scopes = self.scopes(item.get("scopes", []), (*path, "scopes"))
+        query = self.query(item["query"], (*path, "query")) if "query" in item else None
+        response = self.response(item["response"], (*path, "response")) \
+            if "response" in item else None
+        if len(self.errors) > before or name is None or template is None:
+            return None
+        return Route(name=name, methods=methods, path=item["path"], segments=template[0],
+                     params=template[1], scopes=scopes, query=query, response=response,
+                     line=self.lines.line(path))
+
+    def methods(self, raw: Any, path: yamlsrc.Path) -> frozenset[str]:
+        if not isinstance(raw, list) or not raw:
+            self.error(path, "must be a non-empty list of HTTP methods")
+            return frozenset()
+        seen: set[str] = set()
+        for index, method in enumerate(raw):
+            if method not in METHODS:
+                self.error((*path, index), f"unknown method {method!r} (expected one of: "
+                                           f"{', '.join(sorted(METHODS))}, in upper case)")
+            elif method in seen:
+                self.error((*path, index), f"duplicate method {method}")
+            seen.add(str(method))
+        return frozenset(seen)
+
+    def template(self, raw: Any, path: yamlsrc.Path) -> tuple[Segments, tuple[str, ...]] | None:
+        try:
+            return parse_template(raw)
+        except ValueError as exc:
+            self.error(path, str(exc))
+            return None
+
+    def scopes(self, raw: Any, path: yamlsrc.Path) -> frozenset[str]:
+        if not isinstance(raw, list):
+            self.error(path, "must be a list of scope names")
+            return frozenset()
+        for index, scope in enumerate(raw):
+            if not isinstance(scope, str) or not scope or any(c.isspace() for c in scope):
+                self.error((*path, index), "a scope is a non-empty string without spaces")
+        return frozenset(str(scope) for scope in raw)
+
+    def query(self, raw: Any, path: yamlsrc.Path) -> QueryRule | None:
+        item = self.mapping(raw, path, _QUERY_KEYS, ("allowed",))
+        if item is None:
+            return None
+        allowed = item.get("allowed", [])
+        if not isinstance(allowed, list) or not all(isinstance(a, str) and a for a in allowed):
+            self.error((*path, "allowed"), "must be a list of parameter names")
+            allowed = []
+        maxima: dict[str, int] = {}
+        raw_max = item.get("max", {})
+        if not isinstance(raw_max, dict):
+            self.error((*path, "max"), "must be a mapping of parameter name to integer")
+            raw_max = {}
+        for key, value in raw_max.items():
+            if key not in allowed:
+                self.error((*path, "max", key), f"{key!r} is not in query.allowed")
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                self.error((*path, "max", key), "must be a non-negative integer")
+            else:
+                maxima[str(key)] = value
+        return QueryRule(allowed=frozenset(allowed), max=maxima)
+
+    def response(self, raw: Any, path: yamlsrc.Path) -> ResponseRule | None:
+        item = self.mapping(raw, path, _RESPONSE_KEYS)
+        if item is None:
+            return None
+        records = self.parse(parse_location, item.get("records", "$"), (*path, "records"))
+        unlisted = Unlisted.DROP
+        if "unlisted" in item:
+            try:
+                unlisted = Unlisted(item["unlisted"])
+            except ValueError:
+                self.error((*path, "unlisted"), "must be drop or keep")
+        raw_fields = item.get("fields", {})
+        rules: list[FieldRule] = []
+        if not isinstance(raw_fields, dict):
+            self.error((*path, "fields"), "must be a mapping of selector to action")
+            raw_fields = {}
+        seen: dict[object, str] = {}
+        for key, value in raw_fields.items():
+            where = (*path, "fields", key)
+            selector = self.parse(parse_selector, key, where)
+            rule = self.action(value, where, selector)
+            if selector is not None and selector.steps in seen:
+                self.error(where, f"selects the same field as {seen[selector.steps]!r}")
+            elif selector is not None:
+                seen[selector.steps] = selector.text
+            if rule is not None:
+                rules.append(rule)
+        bindings = self.bindings(item.get("bind", {}), (*path, "bind"))
+        if records is None:
+            return None
+        return ResponseRule(records=records, fields=tuple(rules), unlisted=unlisted,
+                            bind=bindings)
+
+    def action(self, raw: Any, path: yamlsrc.Path, selector: Selector | None) -> FieldRule | None:
+        line = self.lines.line(path)
+        if isinstance(raw, str) and raw in ("keep", "drop", "pseudonymize"):
+            return FieldRule(selector, Action(raw), line=line) if selector else None
+        if raw in ("mask", "generalize"):
+            self.error(path, f"{raw} needs an argument: " + (
+                "{mask: last2|last4|all}" if raw == "mask"
+                else "{generalize: year|month|department}"))
+            return None
+        if isinstance(raw, dict) and len(raw) == 1:
+            kind, argument = next(iter(raw.items()))
+            if kind == "mask":
+                try:
+                    style = MaskStyle(argument)
+                except ValueError:
+                    self.error((*path, kind), f"unknown mask {argument!r} "
+                                              "(expected last2, last4 or all)")
+                    return None
+                return FieldRule(selector, Action.MASK, mask=style, line=line) \
+                    if selector else None
+            if kind == "generalize":
+                try:
+                    level = Generalization(argument)
+                except ValueError:
+                    self.error((*path, kind), f"unknown generalization {argument!r} "
+                                              "(expected year, month or department)")
+                    return None
+                return FieldRule(selector, Action.GENERALIZE, generalize=level, line=line) \
+                    if selector else None
+        self.error(path, f"unknown action {raw!r} (expected {_ACTIONS_HELP})")
+        return None
+
+    def bindings(self, raw: Any, path: yamlsrc.Path) -> tuple[Binding, ...]:
+        if not isinstance(raw, dict):
+            self.error(path, "must be a mapping of record field to token claim")
+            return ()
+        result: list[Binding] = []
+        for key, claim in raw.items():
+            selector = self.parse(parse_selector, key, (*path, key))
+            if selector is not None and not all(isinstance(s, Key) for s in selector.steps):
+                self.error((*path, key), "a bound field is a plain path of keys "
+                                         "(no [*] or filters)")
+                selector = None
+            if not isinstance(claim, str) or not claim:
+                self.error((*path, key), "the claim name must be a non-empty string")
+                continue
+            if selector is not None:
+                result.append(Binding(selector, claim))
+        return tuple(result)
+
+
+
+def _collect(problems: list[tuple[yamlsrc.Path, str]], where: yamlsrc.Path,
+             message: str) -> Exception:
+    problems.append((where, message))
+    return ValueError(message)
