@@ -1,0 +1,121 @@
+"""Wiring: build every stage from the settings, start and stop them in order.
+
+`Vigie.build(settings)` validates what only becomes known with the policies
+(a pseudonymizing policy needs `pseudonym_key_file`) and raises ConfigError;
+`start()` begins background work (JWKS refresh, policy watching, guard state);
+`close()` undoes it. The two ASGI apps are `proxy_app` and `admin_app`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from opentelemetry.sdk.trace.export import SpanExporter
+from starlette.applications import Starlette
+
+from vigie.admin import create_admin_app, read_admin_token
+from vigie.audit import AuditLog
+from vigie.auth import Authenticator
+from vigie.config import Settings
+from vigie.errors import ConfigError
+from vigie.forward import HttpxForwarder
+from vigie.guard import Guard
+from vigie.minimize import Minimizer
+from vigie.policy.model import Action, PolicySet
+from vigie.policy.store import PolicyStore
+from vigie.proxy import Proxy, Stages
+from vigie.pseudonym import Pseudonymizer
+from vigie.telemetry.metrics import Metrics
+from vigie.telemetry.tracing import Tracing
+
+log = logging.getLogger("vigie")
+
+
+@dataclass(slots=True)
+class Vigie:
+    settings: Settings
+    stages: Stages
+    proxy_app: Proxy
+    admin_app: Starlette
+    serving: bool = field(default=False)
+
+    @classmethod
+    def build(cls, settings: Settings, *, environ: Mapping[str, str] | None = None,
+              span_exporter: SpanExporter | None = None,
+              metrics: Metrics | None = None) -> Vigie:
+        metrics = metrics or Metrics()
+        policies = PolicyStore(settings.policies, metrics)
+        record_pseudonymizer = _record_pseudonymizer(settings, policies.current)
+        pseudonymizer = record_pseudonymizer or _ephemeral()
+        try:
+            admin_token = read_admin_token(settings.admin.token_file)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot use the admin token: {exc}",
+                              file=str(settings.source or "<environment>"),
+                              key="admin.token_file") from exc
+        guard = Guard(settings, metrics, pseudonymizer)
+        stages = Stages(
+            authenticator=Authenticator(settings.issuers, metrics),
+            policies=policies,
+            guard=guard,
+            forwarder=HttpxForwarder(settings.upstream, timeout=settings.upstream_timeout_seconds,
+                                     connect_timeout=settings.upstream_connect_timeout_seconds),
+            minimizer=Minimizer(metrics, record_pseudonymizer, settings.max_response_bytes),
+            audit=AuditLog(settings.audit, metrics),
+            metrics=metrics,
+            tracing=Tracing.from_environment(os.environ if environ is None else environ,
+                                             exporter=span_exporter),
+            pseudonymizer=pseudonymizer,
+            default_mode=settings.mode,
+        )
+        proxy = Proxy(stages)
+        vigie = cls(settings=settings, stages=stages, proxy_app=proxy,
+                    admin_app=Starlette())
+        vigie.admin_app = create_admin_app(metrics, guard, admin_token, vigie.is_ready)
+        return vigie
+
+    def is_ready(self) -> bool:
+        return self.serving and bool(self.stages.policies.current.clients is not None)
+
+    async def start(self) -> None:
+        await self.stages.authenticator.start()
+        await self.stages.guard.start()
+        self.stages.policies.start_watching()
+
+    async def close(self) -> None:
+        self.serving = False
+        await self.stages.policies.stop()
+        await self.stages.forwarder.close()
+        await self.stages.guard.close()
+        await self.stages.authenticator.close()
+        self.stages.audit.close()
+        self.stages.tracing.shutdown()
+
+
+def _record_pseudonymizer(settings: Settings, policies: PolicySet) -> Pseudonymizer | None:
+    """The configured key; without one, no policy may pseudonymize (checked here)."""
+    where = str(settings.source or "<environment>")
+    if settings.pseudonym_key_file is not None:
+        try:
+            return Pseudonymizer.from_file(settings.pseudonym_key_file)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot use the pseudonym key: {exc}", file=where,
+                              key="pseudonym_key_file") from exc
+    for policy in policies.clients.values():
+        for route in policy.routes:
+            rules = route.response.fields if route.response else ()
+            if any(rule.action is Action.PSEUDONYMIZE for rule in rules):
+                raise ConfigError(
+                    f"policy {policy.client!r} route {route.name!r} pseudonymizes: "
+                    "pseudonym_key_file is required (key 'pseudonym_key_file')",
+                    file=where, key="pseudonym_key_file")
+    return None
+
+
+def _ephemeral() -> Pseudonymizer:
+    log.warning("no pseudonym_key_file: user pseudonyms in the audit log are stable for this "
+                "process only")
+    return Pseudonymizer.ephemeral()

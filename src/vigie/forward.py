@@ -1,0 +1,157 @@
+"""The forwarding seam: one pooled client to the configured upstream, and only to it.
+
+httpx is the client API; its default transport (httpcore) cost ~90 % of CPU in
+our measurements, so requests go over aiohttp's transport (`httpx-aiohttp`):
+see docs/architecture.md for the numbers. Low-level errors are translated
+here, at the boundary: unreachable or reset → UpstreamError (502), no answer
+in time → UpstreamTimeout (504); neither message names the upstream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from typing import Protocol
+from urllib.parse import urlsplit
+
+import aiohttp
+import httpx
+from httpx_aiohttp import AiohttpTransport
+
+from vigie.errors import UpstreamError, UpstreamTimeout
+from vigie.messages import Headers, UpstreamResponse
+
+HOP_BY_HOP = frozenset({
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
+    "te", "trailer", "trailers", "transfer-encoding", "upgrade",
+})
+# Client headers that assert an identity or a hop: the proxy sets its own.
+_IDENTITY_PREFIXES = ("x-vigie-", "x-forwarded-", "x-user", "x-client")
+# The bearer token stays here: the upstream gets X-Vigie-Client and X-Vigie-User instead.
+_IDENTITY_HEADERS = frozenset({"forwarded", "x-real-ip", "authorization", "host",
+                               "traceparent", "x-request-id"})
+# Not forwarded on routes that mask: a partial or cached body cannot be inspected whole.
+CONDITIONAL_HEADERS = frozenset({"range", "if-range", "if-match", "if-none-match",
+                                 "if-modified-since", "if-unmodified-since"})
+SUPPORTED_CODINGS = ("gzip", "deflate", "br")
+
+
+def connection_tokens(headers: Iterable[tuple[str, str]]) -> set[str]:
+    """Header names listed in `Connection`: hop-by-hop for this hop only."""
+    named: set[str] = set()
+    for name, value in headers:
+        if name == "connection":
+            named.update(t.strip().lower() for t in value.split(",") if t.strip())
+    return named
+
+
+def strip_hop_by_hop(headers: Headers) -> Headers:
+    named = connection_tokens(headers)
+    return [(k, v) for k, v in headers if k not in HOP_BY_HOP and k not in named]
+
+
+def request_headers(incoming: Headers, *, masks: bool, extra: Headers) -> Headers:
+    """What the upstream receives: client headers minus hops, identities and credentials."""
+    named = connection_tokens(incoming)
+    out: Headers = []
+    for name, value in incoming:
+        if name in HOP_BY_HOP or name in named or name in _IDENTITY_HEADERS:
+            continue
+        if name.startswith(_IDENTITY_PREFIXES):
+            continue
+        if masks and name in CONDITIONAL_HEADERS:
+            continue
+        if name == "accept-encoding":
+            value = _supported_codings(value)
+            if not value:
+                continue
+        out.append((name, value))
+    out.extend(extra)
+    return out
+
+
+def _supported_codings(value: str) -> str:
+    wanted = []
+    for item in value.split(","):
+        coding = item.split(";", 1)[0].strip().lower()
+        if coding in SUPPORTED_CODINGS and coding not in wanted:
+            wanted.append(coding)
+    return ", ".join(wanted)
+
+
+class Forwarder(Protocol):
+    async def send(self, method: str, path: str, query: str, headers: Headers,
+                   body: AsyncIterator[bytes] | None) -> UpstreamResponse: ...
+
+    async def close(self) -> None: ...
+
+
+class HttpxForwarder:
+    """httpx over aiohttp's transport, one pool for the process."""
+
+    def __init__(self, upstream: str, *, timeout: float, connect_timeout: float,
+                 max_connections: int = 512) -> None:
+        parts = urlsplit(upstream)
+        if parts.hostname is None:
+            raise ValueError("the upstream URL has no host")
+        self._scheme = parts.scheme
+        self._host = parts.hostname
+        self._port = parts.port
+        self._base_path = parts.path.rstrip("/")
+        self._host_header = parts.netloc
+        self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
+        limits = httpx.Limits(max_connections=max_connections,
+                              max_keepalive_connections=max_connections, keepalive_expiry=30)
+        self._client = httpx.AsyncClient(
+            transport=AiohttpTransport(limits=limits, trust_env=False),
+            timeout=self._timeout, follow_redirects=False, trust_env=False,
+        )
+
+    def url(self, path: str, query: str) -> httpx.URL:
+        """Always the configured scheme, host and port; the path only ever appended."""
+        raw = (self._base_path + path).encode("ascii")
+        if query:
+            raw += b"?" + query.encode("ascii")
+        return httpx.URL(scheme=self._scheme, host=self._host, port=self._port, raw_path=raw)
+
+    async def send(self, method: str, path: str, query: str, headers: Headers,
+                   body: AsyncIterator[bytes] | None) -> UpstreamResponse:
+        request = self._client.build_request(
+            method, self.url(path, query),
+            headers=[("host", self._host_header), *headers],
+            content=body,
+        )
+        try:
+            response = await self._client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise _translate(exc) from exc
+        raw_headers = [(k.decode("latin-1").lower(), v.decode("latin-1"))
+                       for k, v in response.headers.raw]
+
+        async def chunks() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in response.aiter_raw():
+                    yield chunk
+            except httpx.HTTPError as exc:
+                raise _translate(exc) from exc
+
+        return UpstreamResponse(status=response.status_code,
+                                headers=strip_hop_by_hop(raw_headers),
+                                body=chunks(), aclose=response.aclose)
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+def _translate(exc: Exception) -> UpstreamError | UpstreamTimeout:
+    # httpx-aiohttp maps every aiohttp ClientConnectionError (reset, refused) to
+    # ConnectTimeout, so look at the original aiohttp error first.
+    cause = exc.__cause__
+    if isinstance(cause, aiohttp.ConnectionTimeoutError):
+        return UpstreamError("the upstream service is unavailable")  # unreachable
+    if isinstance(cause, aiohttp.ServerTimeoutError | TimeoutError):
+        return UpstreamTimeout("the upstream service did not answer in time")
+    if isinstance(cause, aiohttp.ClientError | OSError):
+        return UpstreamError("the upstream service is unavailable")
+    if isinstance(exc, httpx.ReadTimeout | httpx.WriteTimeout | httpx.PoolTimeout):
+        return UpstreamTimeout("the upstream service did not answer in time")
+    return UpstreamError("the upstream service is unavailable")

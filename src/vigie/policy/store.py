@@ -1,0 +1,66 @@
+"""The live policy set: loaded at start-up, reloaded on SIGHUP or when a file changes.
+
+A reload that fails validation keeps the previous policies, logs every error
+and increments `vigie_policy_reload_failures_total`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from pathlib import Path
+
+from vigie.errors import ConfigError
+from vigie.policy.loader import load_policies
+from vigie.policy.model import PolicySet
+from vigie.telemetry.metrics import Metrics
+
+log = logging.getLogger("vigie.policy")
+
+
+class PolicyStore:
+    def __init__(self, folder: Path, metrics: Metrics) -> None:
+        self.folder = folder
+        self._metrics = metrics
+        self.current: PolicySet = load_policies(folder)  # raises: start-up must stop
+        self._fingerprint = self._scan()
+        self._watch_task: asyncio.Task[None] | None = None
+        metrics.policy_loaded.set(time.time())
+
+    def _scan(self) -> tuple[tuple[str, float, int], ...]:
+        try:
+            entries = sorted(p for p in self.folder.iterdir() if p.suffix in (".yaml", ".yml"))
+            return tuple((p.name, p.stat().st_mtime, p.stat().st_size) for p in entries)
+        except OSError:
+            return ()
+
+    def reload(self) -> bool:
+        """Load the folder again; on any error keep the old policies. True when replaced."""
+        self._fingerprint = self._scan()
+        try:
+            policies = load_policies(self.folder)
+        except ConfigError as exc:
+            self._metrics.policy_reload_failures.inc()
+            log.error("policy reload failed, previous policies kept: %s", exc)
+            return False
+        self.current = policies
+        self._metrics.policy_loaded.set(time.time())
+        log.info("policies reloaded: %d clients", len(policies.clients))
+        return True
+
+    def start_watching(self, interval: float = 2.0) -> None:
+        self._watch_task = asyncio.get_running_loop().create_task(self._watch(interval))
+
+    async def _watch(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            if self._scan() != self._fingerprint:
+                self.reload()
+
+    async def stop(self) -> None:
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch_task

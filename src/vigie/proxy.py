@@ -1,0 +1,295 @@
+"""The request pipeline, in order, and nothing else.
+
+    identify → authorize → guard → forward → minimize → record
+
+Each stage lives in its own module and writes what it decided onto the
+request's `Decision`; audit, metrics and traces read it at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import orjson
+
+from vigie.audit import AuditLog
+from vigie.auth import Authenticator
+from vigie.context import Decision, Grant, Identity
+from vigie.errors import (
+    AuthError,
+    BadRequest,
+    Forbidden,
+    Throttled,
+    UpstreamError,
+    UpstreamTimeout,
+    VigieError,
+)
+from vigie.forward import Forwarder, request_headers
+from vigie.guard import Guard
+from vigie.messages import Headers, OutgoingResponse, UpstreamResponse
+from vigie.minimize import Minimizer
+from vigie.paths import normalize
+from vigie.policy.authorize import authorize
+from vigie.policy.model import ClientPolicy, Mode, Route
+from vigie.policy.store import PolicyStore
+from vigie.pseudonym import Pseudonymizer
+from vigie.telemetry.metrics import Metrics
+from vigie.telemetry.tracing import Tracing
+from vigie.types import Receive, Scope, Send
+
+log = logging.getLogger("vigie.proxy")
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+NO_CLIENT = "none"  # metric label when no verified client (or not one of ours)
+NO_ROUTE = "none"
+UNMATCHED = "unmatched"  # report-only: a request no route allows, forwarded and recorded
+
+
+class ClientDisconnected(Exception):
+    pass
+
+
+@dataclass(slots=True)
+class Stages:
+    authenticator: Authenticator
+    policies: PolicyStore
+    guard: Guard
+    forwarder: Forwarder
+    minimizer: Minimizer
+    audit: AuditLog
+    metrics: Metrics
+    tracing: Tracing
+    pseudonymizer: Pseudonymizer
+    default_mode: Mode
+
+
+class Proxy:
+    """The ASGI application of the proxy listener."""
+
+    def __init__(self, stages: Stages) -> None:
+        self.s = stages
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+            return
+        headers: Headers = [(k.decode("latin-1"), v.decode("latin-1"))
+                            for k, v in scope["headers"]]
+        decision = Decision(request_id=_request_id(headers), method=scope["method"])
+        tracing = self.s.tracing
+        with tracing.request(decision.method, headers) as span:
+            try:
+                await self._handle(scope, receive, send, headers, decision)
+            except Exception as exc:  # a bug: say which, never what (values may be personal)
+                decision.status, decision.decision = 500, "error"
+                log.error("internal error request_id=%s: %s", decision.request_id,
+                          type(exc).__name__)
+                raise
+            finally:
+                tracing.finish(span, decision)
+                self._count(decision)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send, headers: Headers,
+                      decision: Decision) -> None:
+        s = self.s
+        identity: Identity | None = None
+        grant: Grant | None = None
+        principal: str | None = None
+        try:
+            with s.tracing.stage("authorize"):
+                identity = await s.authenticator.authenticate(_header(headers, "authorization"))
+                decision.subject = identity.subject
+                principal = s.pseudonymizer.principal(identity.client, identity.subject)
+                grant = self._authorize(scope, identity, decision)
+            with s.tracing.stage("guard"):
+                await s.guard.admit(identity, grant, decision)
+            with s.tracing.stage("upstream"):
+                upstream = await self._forward(scope, receive, headers, identity, grant,
+                                               principal, decision)
+            with s.tracing.stage("minimize"):
+                outgoing = await s.minimizer.minimize(upstream, grant, identity, decision)
+        except VigieError as exc:
+            await self._refuse(send, exc, decision, identity, grant, principal)
+            return
+        except ClientDisconnected:
+            decision.status, decision.decision, decision.reason = 499, "error", "disconnected"
+            return
+        decision.status = outgoing.status
+        if isinstance(outgoing.body, bytes):
+            await self._record(decision, identity, grant, principal)
+            await _send_whole(send, outgoing, outgoing.body, decision.request_id)
+        else:
+            await self._stream(send, outgoing, outgoing.body, decision, identity, grant,
+                               principal)
+
+    def _authorize(self, scope: Scope, identity: Identity, decision: Decision) -> Grant:
+        policies = self.s.policies.current
+        policy = policies.get(identity.client)
+        decision.client = identity.client if policy is not None else NO_CLIENT
+        mode = (policy.mode if policy is not None and policy.mode else self.s.default_mode)
+        decision.mode = mode
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+        query: bytes = scope.get("query_string", b"")
+        try:
+            grant = authorize(policies, identity, scope["method"], raw_path, query,
+                              self.s.default_mode)
+        except (Forbidden, BadRequest) as exc:
+            if mode is not Mode.REPORT_ONLY:
+                raise
+            # Report-only: a well-formed request is forwarded and the refusal recorded.
+            path = normalize(raw_path)  # a malformed path is refused even here
+            decision.would_block = f"denied:{getattr(exc, 'reason', 'bad_request')}"
+            grant = _unmatched_grant(identity, policy, path, query.decode("latin-1"))
+        decision.route = grant.route.name
+        decision.mode = grant.mode
+        return grant
+
+    async def _forward(self, scope: Scope, receive: Receive, headers: Headers,
+                       identity: Identity, grant: Grant, principal: str,
+                       decision: Decision) -> UpstreamResponse:
+        s = self.s
+        extra: Headers = [("x-vigie-client", identity.client), ("x-vigie-user", principal),
+                          ("x-request-id", decision.request_id)]
+        traceparent = s.tracing.upstream_traceparent(_header(headers, "traceparent"))
+        if traceparent:
+            extra.append(("traceparent", traceparent))
+        outgoing_headers = request_headers(headers, masks=grant.route.masks, extra=extra)
+        has_body = any(k in ("content-length", "transfer-encoding") for k, _ in headers)
+        body = _body(receive) if has_body else None
+        started = time.perf_counter()
+        try:
+            upstream = await s.forwarder.send(scope["method"], grant.path, grant.query,
+                                              outgoing_headers, body)
+        except (UpstreamError, UpstreamTimeout):
+            s.metrics.upstream_up.set(0)
+            raise
+        decision.upstream_seconds = time.perf_counter() - started
+        decision.upstream_status = upstream.status
+        s.metrics.upstream_up.set(1)
+        s.metrics.upstream_duration.labels(grant.route.name).observe(decision.upstream_seconds)
+        return upstream
+
+    async def _refuse(self, send: Send, exc: VigieError, decision: Decision,
+                      identity: Identity | None, grant: Grant | None,
+                      principal: str | None) -> None:
+        decision.status = exc.status
+        if isinstance(exc, Throttled):
+            decision.decision = exc.decision
+        elif isinstance(exc, AuthError | Forbidden | BadRequest) or exc.status == 404:
+            decision.decision = "denied"
+        else:
+            decision.decision = "error"
+        reason = getattr(exc, "reason", None)
+        decision.reason = reason if isinstance(reason, str) else type(exc).__name__
+        if isinstance(exc, AuthError):
+            decision.auth_failure = exc.reason
+        elif isinstance(exc, Forbidden) and exc.reason == "unknown_client":
+            decision.auth_failure = "unknown_client"
+        if identity is not None:
+            try:
+                await self._record(decision, identity, grant, principal)
+            except VigieError as audit_exc:  # fail-closed audit: 503 instead
+                exc = audit_exc
+                decision.status, decision.decision = exc.status, "error"
+        body = orjson.dumps({"type": exc.problem_type, "title": exc.title, "status": exc.status,
+                             "detail": exc.detail, "request_id": decision.request_id})
+        response = OutgoingResponse(status=exc.status, headers=list(exc.headers.items()),
+                                    body=body, media_type="application/problem+json")
+        await _send_whole(send, response, body, decision.request_id)
+
+    async def _record(self, decision: Decision, identity: Identity | None, grant: Grant | None,
+                      principal: str | None) -> None:
+        """Guard's late facts, then the audit line: before the response leaves."""
+        if identity is not None and grant is not None:
+            await self.s.guard.observe(identity, grant, decision)
+        self.s.audit.record(decision, principal)
+
+    async def _stream(self, send: Send, outgoing: OutgoingResponse, body: AsyncIterator[bytes],
+                      decision: Decision, identity: Identity, grant: Grant,
+                      principal: str) -> None:
+        """Send a minimized stream; the last chunk is held until the audit line is written."""
+        await send({"type": "http.response.start", "status": outgoing.status,
+                    "headers": _raw_headers(outgoing, decision.request_id, None)})
+        pending = b""
+        try:
+            async for chunk in body:
+                if pending:
+                    await send({"type": "http.response.body", "body": pending,
+                                "more_body": True})
+                pending = chunk
+            await self._record(decision, identity, grant, principal)
+        except VigieError as exc:
+            # Headers are gone: abort the stream so the client never takes it as whole.
+            decision.status, decision.decision = exc.status, "error"
+            decision.reason = type(exc).__name__
+            log.warning("stream aborted request_id=%s: %s", decision.request_id, exc.title)
+            return
+        await send({"type": "http.response.body", "body": pending, "more_body": False})
+
+    def _count(self, decision: Decision) -> None:
+        m = self.s.metrics
+        route = decision.route or NO_ROUTE
+        m.requests.labels(decision.client or NO_CLIENT, route, str(decision.status),
+                          decision.decision).inc()
+        m.request_duration.labels(route).observe(decision.elapsed())
+        if decision.auth_failure:
+            m.auth_failures.labels(decision.auth_failure).inc()
+
+
+def _unmatched_grant(identity: Identity, policy: ClientPolicy | None, path: str,
+                     query: str) -> Grant:
+    route = Route(name=UNMATCHED, methods=frozenset(), path=path, segments=(), params=())
+    return Grant(policy=policy or ClientPolicy(client=identity.client, routes=()), route=route,
+                 path=path, query=query, params={}, mode=Mode.REPORT_ONLY)
+
+
+def _request_id(headers: Headers) -> str:
+    given = _header(headers, "x-request-id")
+    if given and _REQUEST_ID.fullmatch(given):
+        return given
+    return secrets.token_hex(16)
+
+
+def _header(headers: Headers, name: str) -> str | None:
+    for key, value in headers:
+        if key == name:
+            return value
+    return None
+
+
+async def _body(receive: Receive) -> AsyncIterator[bytes]:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected()
+        chunk = message.get("body", b"")
+        if chunk:
+            yield chunk
+        if not message.get("more_body", False):
+            return
+
+
+def _raw_headers(response: OutgoingResponse, request_id: str,
+                 length: int | None) -> list[tuple[bytes, bytes]]:
+    raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers
+           if k not in ("content-length", "x-request-id", "transfer-encoding")
+           and not (response.media_type and k == "content-type")]
+    if response.media_type:
+        raw.append((b"content-type", response.media_type.encode("latin-1")))
+    if length is not None:
+        raw.append((b"content-length", str(length).encode()))
+    raw.append((b"x-request-id", request_id.encode()))
+    return raw
+
+
+async def _send_whole(send: Send, response: OutgoingResponse, body: bytes,
+                      request_id: str) -> None:
+    await send({"type": "http.response.start", "status": response.status,
+                "headers": _raw_headers(response, request_id, len(body))})
+    await send({"type": "http.response.body", "body": body, "more_body": False})

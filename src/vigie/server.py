@@ -1,0 +1,109 @@
+"""Run the proxy and admin listeners with uvicorn (uvloop, httptools) in one loop.
+
+SIGTERM/SIGINT: readiness goes to 503, the proxy stops accepting and finishes
+in-flight requests (up to `shutdown_grace_seconds`), then the admin listener
+stops and the process exits 0. SIGHUP reloads the policies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import threading
+from collections.abc import Callable, Generator
+
+import uvicorn
+
+from vigie.app import Vigie
+from vigie.config import Settings
+from vigie.types import ASGIApp
+
+log = logging.getLogger("vigie.server")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server without its own signal handling: we drive both listeners."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def _server(app: ASGIApp, grace: float) -> _Server:
+    config = uvicorn.Config(
+        app, http="httptools", lifespan="off", access_log=False, log_config=None,
+        server_header=False, proxy_headers=False, timeout_graceful_shutdown=int(grace) or 1,
+        timeout_keep_alive=30, backlog=2048,
+    )
+    return _Server(config)
+
+
+async def serve(settings: Settings, *, vigie: Vigie | None = None,
+                proxy_socket: socket.socket | None = None,
+                admin_socket: socket.socket | None = None,
+                started: Callable[[Vigie], None] | None = None,
+                stop: asyncio.Event | None = None) -> None:
+    """Serve until SIGTERM/SIGINT (main thread) or until `stop` is set."""
+    vigie = vigie or Vigie.build(settings)
+    proxy_socket = proxy_socket or bind(settings.listen.host, settings.listen.port)
+    admin_socket = admin_socket or bind(settings.admin.host, settings.admin.port)
+    proxy = _server(vigie.proxy_app, settings.shutdown_grace_seconds)
+    admin = _server(vigie.admin_app, 1)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    in_main = threading.current_thread() is threading.main_thread()
+    if in_main:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, vigie.stages.policies.reload)
+    await vigie.start()
+    proxy_task = asyncio.create_task(proxy.serve(sockets=[proxy_socket]))
+    admin_task = asyncio.create_task(admin.serve(sockets=[admin_socket]))
+    try:
+        while not (proxy.started and admin.started):
+            if proxy_task.done() or admin_task.done():
+                break
+            await asyncio.sleep(0.01)
+        vigie.serving = proxy.started
+        log.info("vigie serving: proxy %s:%d, admin %s:%d", *proxy_socket.getsockname()[:2],
+                 *admin_socket.getsockname()[:2])
+        if started is not None:
+            started(vigie)
+        stop_wait = asyncio.create_task(stop.wait())
+        await asyncio.wait({stop_wait, proxy_task, admin_task},
+                           return_when=asyncio.FIRST_COMPLETED)
+        stop_wait.cancel()
+        log.info("shutting down: draining in-flight requests")
+        vigie.serving = False
+        proxy.should_exit = True
+        await proxy_task
+        admin.should_exit = True
+        await admin_task
+    finally:
+        if in_main:
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+        await vigie.close()
+        log.info("vigie stopped")
+
+
+def run(settings: Settings) -> None:
+    """Blocking entry point for `vigie serve`, on uvloop."""
+    import uvloop
+
+    vigie = Vigie.build(settings)  # ConfigError before anything listens
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(serve(settings, vigie=vigie))
