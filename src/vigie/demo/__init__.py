@@ -1,0 +1,1 @@
+"""The `vigie demo` pieces: synthetic legacy patient API, local token issuer, demo policies."""
