@@ -144,6 +144,8 @@ def _decode_unreserved(text: str) -> str:
         return char if char in _UNRESERVED else f"%{hex_digits}"
 
     decoded = _ESCAPE.sub(replace, text)
+    if _DOUBLE.search(decoded):  # "%25%32%46" decodes to "%252F": double encoding in disguise
+        raise BadRequest("double percent-encoding in the path")
     for segment in decoded.split("/"):
         if "%" in segment:
             _check_decoded(segment)
