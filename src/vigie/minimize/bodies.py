@@ -1,0 +1,168 @@
+"""Buffered bodies by kind: JSON documents (records located, envelope scanned), text.
+
+`Job` holds one response's state: the compiled plan (None when only the NIR
+rule applies: no response rules, or a non-2xx status), where the records are,
+and the Decision that receives every count. The streamed paths (`stream.py`)
+reuse `Job.visit` record by record.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from typing import Any, Final
+from urllib.parse import unquote
+
+import orjson
+
+from vigie.context import Decision, Identity
+from vigie.errors import InspectionError
+from vigie.minimize import nir
+from vigie.minimize.fields import RecordContext, RecordPlan, as_text
+from vigie.minimize.tree import count_nir, scan_key, scan_tree
+from vigie.policy.model import Each, Key, Step
+
+
+class _Withheld:
+    """Marker: the record failed its object-level binding."""
+
+
+WITHHELD: Final = _Withheld()
+_UNICODE_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
+_UTF8 = ("utf-8", "utf8")
+
+
+@dataclass(slots=True)
+class Job:
+    decision: Decision
+    identity: Identity
+    plan: RecordPlan | None
+    steps: tuple[Step, ...]
+    ctx: RecordContext
+
+    def record(self, value: Any) -> Any:
+        """One record through its binding and field actions, counted."""
+        plan = self.plan
+        if plan is None:
+            return scan_tree(value, self.decision)
+        if not isinstance(value, dict):
+            raise InspectionError("a record is not a JSON object")
+        if not plan.allows(value, self.identity):
+            self.decision.withheld += 1
+            return WITHHELD
+        out = plan.apply(value, self.ctx)
+        reference = plan.reference(value, out)
+        if reference is not None:
+            self.decision.patients.append(reference)
+        self.decision.records += 1
+        return out
+
+    def visit(self, value: Any, index: int = 0) -> Any:
+        """The document (or part) from step `index` on: records found, the rest scanned."""
+        if self.plan is None:
+            return scan_tree(value, self.decision)
+        if index == len(self.steps):
+            return self.record(value)
+        step = self.steps[index]
+        if isinstance(step, Key):
+            if not isinstance(value, dict):
+                raise InspectionError("records are not where the policy says")
+            if step.name not in value:
+                if index > 0 and isinstance(self.steps[index - 1], Each):
+                    return scan_tree(value, self.decision, index)
+                raise InspectionError("records are not where the policy says")
+            out: dict[str, Any] = {}
+            for key, item in value.items():
+                if key == step.name:
+                    item = self.visit(item, index + 1)
+                    if item is WITHHELD:
+                        return WITHHELD
+                else:
+                    item = scan_tree(item, self.decision, index + 1)
+                out[scan_key(key, self.decision)] = item
+            return out
+        if not isinstance(value, list):
+            raise InspectionError("records are not where the policy says")
+        kept: list[Any] = []
+        for element in value:
+            if isinstance(step, Each) or _matches(element, step.key, step.value):
+                element = self.visit(element, index + 1)
+                if element is WITHHELD:
+                    continue
+            else:
+                element = scan_tree(element, self.decision, index + 1)
+            kept.append(element)
+        return kept
+
+
+def _matches(element: Any, key: str, wanted: str) -> bool:
+    return isinstance(element, dict) and as_text(element.get(key)) == wanted
+
+
+def parse_json(raw: bytes, charset: str | None) -> Any:
+    try:
+        if charset is not None and charset not in _UTF8:
+            return orjson.loads(raw.decode(charset))
+        if raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        return orjson.loads(raw)
+    except (orjson.JSONDecodeError, UnicodeDecodeError, LookupError) as exc:
+        raise InspectionError("response body is not valid JSON") from exc
+
+
+def dump_json(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError as exc:
+        raise InspectionError("response body cannot be re-serialized") from exc
+
+
+def looks_like_json(raw: bytes) -> bool:
+    head = raw.lstrip(b" \t\r\n\xef\xbb\xbf")[:1]
+    return head in (b"{", b"[")
+
+
+def decode_text(raw: bytes, charset: str | None) -> tuple[str, str]:
+    """(text, charset to re-encode with). No charset: latin-1 keeps every byte as is."""
+    if charset is None:
+        if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+            charset = "utf-16"
+        elif raw.startswith(b"\xef\xbb\xbf"):
+            charset = "utf-8"
+        else:
+            return raw.decode("latin-1"), "latin-1"
+    try:
+        return raw.decode(charset), charset
+    except (UnicodeDecodeError, LookupError) as exc:
+        raise InspectionError("response body does not match its charset") from exc
+
+
+def scan_text(text: str, decision: Decision, *, where: str = "text") -> str:
+    """Free text with every NIR masked; 502 when a NIR hides behind an escape."""
+    masked, found = nir.mask_text(text)
+    if found:
+        count_nir(decision, where, found)
+    _refuse_hidden(masked)
+    return masked
+
+
+def _refuse_hidden(text: str) -> None:
+    """A NIR spelled with entities, \\u escapes or %-escapes cannot be masked in place."""
+    variants = []
+    if "&" in text:
+        variants.append(html.unescape(text))
+    if "\\u" in text:
+        variants.append(_UNICODE_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text))
+    if "%" in text:
+        variants.append(unquote(text))
+    for variant in variants:
+        if variant != text and nir.contains(variant):
+            raise InspectionError("response hides an identifier behind escapes")
+
+
+def encode_text(text: str, charset: str) -> bytes:
+    try:
+        return text.encode(charset)
+    except (UnicodeEncodeError, LookupError) as exc:
+        raise InspectionError("response body cannot be re-encoded") from exc

@@ -1,0 +1,221 @@
+"""The minimization stage: one upstream response in, the response the client may see out.
+
+Order of decisions for one response:
+1. no body (HEAD, 1xx, 204, 304): only the headers are scanned;
+2. binary types on a route without response rules: streamed through untouched;
+   any type that cannot be inspected on a route with response rules: 502;
+3. NDJSON, and JSON arrays whose records are `$[*]`: streamed record by record;
+4. everything else: read (capped), decoded, minimized, re-serialized.
+
+Field rules apply to 2xx responses only; the NIR rule applies to every body and
+to every header value. In report-only mode every decision is counted exactly
+as in enforce, and the client gets what the upstream sent (a streamed body is
+sent decoded, its records unchanged). A body that cannot be inspected is
+refused in report-only mode too: that rule holds whatever the policy says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from vigie.context import Decision, Grant, Identity
+from vigie.errors import InspectionError, NotFound
+from vigie.messages import Headers, OutgoingResponse, UpstreamResponse
+from vigie.minimize import nir
+from vigie.minimize.bodies import (
+    WITHHELD,
+    Job,
+    decode_text,
+    dump_json,
+    encode_text,
+    looks_like_json,
+    parse_json,
+    scan_text,
+)
+from vigie.minimize.decode import (
+    Kind,
+    classify,
+    codings,
+    decode_all,
+    decode_stream,
+    parse_content_type,
+)
+from vigie.minimize.fields import RecordContext, plan_for
+from vigie.minimize.stream import ArraySplitter, LineSplitter, Splitter, minimize_records
+from vigie.minimize.tree import count_nir
+from vigie.policy.model import Each, Mode
+from vigie.pseudonym import Pseudonymizer
+from vigie.telemetry.metrics import Metrics
+
+# Headers that describe the upstream's bytes: wrong once the body is re-serialized.
+_BODY_HEADERS = frozenset({
+    "content-length", "content-encoding", "content-type", "etag", "content-md5", "digest",
+    "content-digest", "repr-digest", "content-range", "accept-ranges",
+})
+_JSON_KINDS = (Kind.JSON, Kind.TEXT, Kind.UNKNOWN)
+
+
+class Minimizer:
+    def __init__(self, metrics: Metrics, pseudonymizer: Pseudonymizer | None,
+                 max_response_bytes: int) -> None:
+        self._metrics = metrics
+        self._pseudonymizer = pseudonymizer
+        self._max = max_response_bytes
+
+    async def minimize(self, upstream: UpstreamResponse, grant: Grant, identity: Identity,
+                       decision: Decision) -> OutgoingResponse:
+        try:
+            response = await self._minimize(upstream, grant, identity, decision)
+        except BaseException:
+            await upstream.aclose()
+            self._flush(grant, identity, decision)
+            raise
+        if not isinstance(response.body, bytes | bytearray):
+            response.body = self._finally(response.body, upstream, grant, identity, decision)
+        else:
+            self._flush(grant, identity, decision)
+        return response
+
+    async def _minimize(self, upstream: UpstreamResponse, grant: Grant, identity: Identity,
+                        decision: Decision) -> OutgoingResponse:
+        report_only = grant.mode is Mode.REPORT_ONLY
+        status = upstream.status
+        rules = grant.route.response
+        content_type = upstream.header("content-type")
+        media, charset = parse_content_type(content_type)
+        kind = classify(media)
+        headers = _scan_headers(upstream.headers, decision, report_only)
+
+        if decision.method == "HEAD" or status < 200 or status in (204, 304):
+            await upstream.aclose()
+            return OutgoingResponse(status, _without_body_headers(headers, content_type))
+        if rules is None and kind is Kind.BINARY:
+            return OutgoingResponse(status, headers, upstream.body)
+        if rules is not None and kind in (Kind.BINARY, Kind.UNKNOWN):
+            raise InspectionError("response type cannot be inspected")
+        length = upstream.header("content-length")
+        if length is not None and length.strip().isdigit() and int(length) > self._max:
+            raise InspectionError("upstream response too large to inspect")
+
+        plan = plan_for(rules) if rules is not None and 200 <= status < 300 else None
+        steps = rules.records.steps if rules is not None else ()
+        job = Job(decision, identity, plan, steps,
+                  RecordContext(decision, identity.client, self._pseudonymizer))
+        names = codings(upstream.header("content-encoding"))
+        utf8 = charset in (None, "utf-8", "utf8")
+        streamed_array = kind is Kind.JSON and plan is not None and steps == (Each(),)
+        if utf8 and (kind is Kind.NDJSON or streamed_array):
+            splitter: Splitter = (ArraySplitter(self._max) if streamed_array
+                                  else LineSplitter(self._max))
+            start = 1 if steps[:1] == (Each(),) else 0
+            body = minimize_records(decode_stream(upstream.body, names, self._max), splitter,
+                                    job, start=start, array=streamed_array,
+                                    report_only=report_only)
+            out_headers = _without_body_headers(headers, content_type)
+            return OutgoingResponse(status, out_headers, await _primed(body))
+
+        raw = await upstream.read(self._max)
+        await upstream.aclose()
+        data = decode_all(raw, names, self._max)
+        if kind in _JSON_KINDS and (kind is Kind.JSON or looks_like_json(data)):
+            result = await self._json(data, charset, kind, job, decision, report_only)
+            if result is not None:
+                if report_only:
+                    return OutgoingResponse(status, headers, raw)
+                json_type = content_type if kind is Kind.JSON and utf8 else "application/json"
+                return OutgoingResponse(status, _without_body_headers(headers, json_type),
+                                        result)
+        if kind is Kind.NDJSON:  # NDJSON in another charset: re-read as text lines
+            data = decode_text(data, charset)[0].encode("utf-8")
+            body = minimize_records(_once(data), LineSplitter(self._max), job,
+                                    start=1 if steps[:1] == (Each(),) else 0, array=False,
+                                    report_only=report_only)
+            joined = b"".join([piece async for piece in body])
+            if report_only:
+                return OutgoingResponse(status, headers, raw)
+            return OutgoingResponse(status, _without_body_headers(
+                headers, f"{media}; charset=utf-8"), joined)
+        text, text_charset = decode_text(data, charset)
+        masked = scan_text(text, decision)
+        if report_only:
+            return OutgoingResponse(status, headers, raw)
+        return OutgoingResponse(status, _without_body_headers(headers, content_type),
+                                encode_text(masked, text_charset))
+
+    async def _json(self, data: bytes, charset: str | None, kind: Kind, job: Job,
+                    decision: Decision, report_only: bool) -> bytes | None:
+        """The minimized JSON document; None when a body labelled as text is not JSON."""
+        try:
+            document = parse_json(data, charset)
+        except InspectionError:
+            if kind is Kind.JSON:
+                raise
+            return None
+        result = job.visit(document)
+        if result is WITHHELD:
+            if report_only:
+                decision.would_block = "withheld"
+                return b""
+            raise NotFound("no such record")
+        return dump_json(result)
+
+    async def _finally(self, body: AsyncIterator[bytes], upstream: UpstreamResponse,
+                       grant: Grant, identity: Identity,
+                       decision: Decision) -> AsyncIterator[bytes]:
+        try:
+            async for piece in body:
+                yield piece
+        finally:
+            await upstream.aclose()
+            self._flush(grant, identity, decision)
+
+    def _flush(self, grant: Grant, identity: Identity, decision: Decision) -> None:
+        """Counts of the Decision into the metrics, once per response."""
+        client, route = identity.client, grant.route.name
+        m = self._metrics
+        for action, count in decision.masked.items():
+            if count:
+                m.masked_values.labels(client, route, action).inc(count)
+        for where, count in decision.nir_detections.items():
+            if count:
+                m.nir_detections.labels(client, route, where).inc(count)
+        if decision.records:
+            m.records_returned.labels(client, route).inc(decision.records)
+        if decision.withheld:
+            m.records_withheld.labels(client, route).inc(decision.withheld)
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def _primed(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """Produce the first piece now, so that an early error is still a clean 502."""
+    try:
+        first = await anext(body)
+    except StopAsyncIteration:
+        return _once(b"")
+
+    async def chained() -> AsyncIterator[bytes]:
+        yield first
+        async for piece in body:
+            yield piece
+    return chained()
+
+
+def _scan_headers(headers: Headers, decision: Decision, report_only: bool) -> Headers:
+    out: Headers = []
+    for name, value in headers:
+        masked, found = nir.mask_text(value)
+        masked_name, found_in_name = nir.mask_text(name)
+        if found or found_in_name:
+            count_nir(decision, "header", found + found_in_name)
+        out.append((name, value) if report_only else (masked_name, masked))
+    return out
+
+
+def _without_body_headers(headers: Headers, content_type: str | None) -> Headers:
+    out = [(name, value) for name, value in headers if name not in _BODY_HEADERS]
+    if content_type:
+        out.append(("content-type", content_type))
+    return out
