@@ -1,4 +1,4 @@
-"""Test factories for policies and identities: write YAML to a folder, load it, build tokens' facts."""
+"""Test factories for policies and identities: write YAML, load it, build verified identities."""
 
 from __future__ import annotations
 
