@@ -1,0 +1,32 @@
+"""The bulk-extraction guard: per-principal budgets, enumeration signals, quarantines.
+
+    Guard            the stage the proxy calls: admit() before forwarding, observe() after
+    GuardStore       the state protocol; MemoryStore (one process), RedisStore (replicas)
+    GuardTuning      thresholds of the enumeration signals and of the progressive response
+    SecurityEvents   JSON-lines security events for the SIEM
+"""
+
+from vigie.guard.events import SecurityEvents
+from vigie.guard.guard import Guard
+from vigie.guard.limits import Budget, burst_of, rate_limit_headers
+from vigie.guard.redis_store import RedisStore
+from vigie.guard.signals import SIGNALS, Detection, GuardTuning, PrincipalSignals
+from vigie.guard.store import Check, GuardStore, MemoryStore, Quarantine, Verdict
+
+__all__ = [
+    "SIGNALS",
+    "Budget",
+    "Check",
+    "Detection",
+    "Guard",
+    "GuardStore",
+    "GuardTuning",
+    "MemoryStore",
+    "PrincipalSignals",
+    "Quarantine",
+    "RedisStore",
+    "SecurityEvents",
+    "Verdict",
+    "burst_of",
+    "rate_limit_headers",
+]

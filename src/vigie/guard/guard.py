@@ -1,0 +1,298 @@
+"""The bulk-extraction guard: admits or refuses a request, then learns from its answer.
+
+`admit` runs before forwarding: quarantine, decoy path ids, budgets (one store call),
+and the anomaly throttle (a principal with score >= `throttle_score` gets its request
+rate divided by `penalty_factor`). `observe` runs after the response is built: it
+feeds the late facts (records, patients) to the store, checks disclosed records for
+decoys, and updates the enumeration signals; a detection quarantines the principal.
+In report-only mode every decision is taken and recorded (`Decision.would_block`,
+metrics, events, quarantines) but nothing raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections import OrderedDict
+from functools import lru_cache
+
+from vigie.config import Settings
+from vigie.context import Decision, Grant, Identity
+from vigie.errors import Throttled
+from vigie.guard.events import SecurityEvents
+from vigie.guard.limits import Budget, rate_limit_headers
+from vigie.guard.redis_store import RedisStore
+from vigie.guard.signals import GuardTuning, PrincipalSignals
+from vigie.guard.store import (
+    Check,
+    GuardStore,
+    MemoryStore,
+    Quarantine,
+    Verdict,
+    client_tag,
+    principal_tag,
+)
+from vigie.policy.model import Mode
+from vigie.pseudonym import Pseudonymizer
+from vigie.rates import Limits
+from vigie.telemetry.metrics import Metrics
+
+log = logging.getLogger("vigie.guard")
+
+_NOT_FORWARDED = frozenset({"throttled", "quarantined", "denied"})
+_REFRESH_SECONDS = 5.0
+
+
+class Guard:
+    def __init__(self, settings: Settings, metrics: Metrics, pseudonymizer: Pseudonymizer,
+                 store: GuardStore | None = None, *, tuning: GuardTuning | None = None,
+                 events: SecurityEvents | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.pseudonymizer = pseudonymizer
+        self.tuning = tuning or GuardTuning()
+        if store is None:
+            store = RedisStore(settings.redis, metrics=metrics) if settings.redis \
+                else MemoryStore()
+        self.store = store
+        self.events = events or SecurityEvents(settings.guard.events_path)
+        self._decoys = frozenset(settings.guard.decoy_ids)
+        self._quarantine_seconds = settings.guard.quarantine_minutes * 60.0
+        self._signals: OrderedDict[tuple[str, str], PrincipalSignals] = OrderedDict()
+        self._scores: dict[str, dict[str, tuple[float, float]]] = {}  # (score, quarantined until)
+        self._throttled: set[tuple[str, str]] = set()
+        self._pseudonym = lru_cache(maxsize=65_536)(pseudonymizer.principal)
+        self._decoy_refs = lru_cache(maxsize=1024)(self._decoys_for)
+        self._budget = lru_cache(maxsize=4096)(Budget.of)
+        self._limits = lru_cache(maxsize=4096)(Limits.inherit)
+        self._refresh = asyncio.Event()
+        self._refresher: asyncio.Task[None] | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+    async def start(self) -> None:
+        if self.store.backend == "memory":
+            self.metrics.state_backend_up.labels(backend="memory").set(1)
+        await self.store.start()
+        self._refresher = asyncio.create_task(self._refresh_loop(), name="vigie-guard-gauges")
+
+    async def close(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+        await self.store.close()
+        self.events.close()
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_REFRESH_SECONDS):
+                    await self._refresh.wait()
+            self._refresh.clear()
+            try:
+                await self.quarantines()
+                for client in list(self._scores):
+                    self._publish_score(client)
+            except Exception:  # gauges must never stop the guard
+                log.exception("guard gauge refresh failed")
+
+    # -- before forwarding -------------------------------------------------------------
+    async def admit(self, identity: Identity, grant: Grant, decision: Decision) -> None:
+        client = identity.client
+        pseudonym = self._pseudonym(client, identity.subject)
+        limits = self._limits(grant.policy.limits, self.settings.limits)
+        client_limits = grant.policy.client_limits
+        report_only = grant.mode is Mode.REPORT_ONLY
+        signals = self._signals.get((client, pseudonym)) if limits.enumeration else None
+        score = signals.score() if signals is not None else 0.0
+        decision.anomaly_score = max(decision.anomaly_score, score)
+
+        if self._decoys and not self._decoys.isdisjoint(grant.params.values()):
+            found = self._quarantine(client, pseudonym, "decoy", grant.mode, "decoy_accessed")
+            decision.anomaly_score = 1.0
+            self._refuse(decision, "quarantined", "decoy", found.until - time.time(), limits,
+                         client_limits, report_only)
+            return
+
+        penalty = self.tuning.penalty_factor if score >= self.tuning.throttle_score else 1.0
+        checks = [Check(principal_tag(client, pseudonym), self._budget(limits), penalty,
+                        (client, pseudonym))]
+        if client_limits is not None:
+            checks.append(Check(client_tag(client), self._budget(client_limits)))
+        verdicts = await self.store.admit(checks)
+
+        first = verdicts[0]
+        if first.quarantine is not None:
+            decision.anomaly_score = 1.0
+            self._refuse(decision, "quarantined", "quarantined", first.retry_after_s, limits,
+                         client_limits, report_only)
+            return
+        for verdict, scope in zip(verdicts, ("", "client-"), strict=False):
+            if verdict.refused is None:
+                continue
+            anomaly = not scope and verdict.refused == "requests" and penalty > 1.0
+            self._refuse(decision, "throttled", "anomaly" if anomaly else
+                         f"{scope}{verdict.refused}", verdict.retry_after_s, limits,
+                         client_limits, report_only, verdict, f"{scope}{verdict.refused}")
+            return
+
+    def _refuse(self, decision: Decision, kind: str, reason: str, retry_after: float,
+                limits: Limits, client_limits: Limits | None, report_only: bool,
+                verdict: Verdict | None = None, policy: str = "requests") -> None:
+        decision.reason = reason
+        if report_only:
+            decision.would_block = kind
+            return
+        decision.decision = kind
+        retry = max(1, math.ceil(retry_after))
+        headers = rate_limit_headers(limits, client_limits, policy,
+                                     verdict.remaining if verdict else 0,
+                                     verdict.reset_s if verdict else retry)
+        detail = ("access suspended after unusual activity" if kind == "quarantined"
+                  else "rate limit exceeded")
+        raise Throttled(detail, decision=kind, retry_after=retry, headers=headers)
+
+    # -- after the response ------------------------------------------------------------
+    async def observe(self, identity: Identity, grant: Grant, decision: Decision) -> None:
+        try:
+            self._observe(identity, grant, decision)
+        except Exception:  # observing must never break a response already built
+            log.exception("guard observe failed")
+
+    def _observe(self, identity: Identity, grant: Grant, decision: Decision) -> None:
+        if decision.decision in _NOT_FORWARDED:
+            return
+        client = identity.client
+        pseudonym = self._pseudonym(client, identity.subject)
+        limits = self._limits(grant.policy.limits, self.settings.limits)
+        patients = decision.patients
+        if decision.records or patients:
+            self.store.record(principal_tag(client, pseudonym), self._budget(limits),
+                              decision.records, patients)
+            client_limits = grant.policy.client_limits
+            if client_limits is not None:
+                self.store.record(client_tag(client), self._budget(client_limits),
+                                  decision.records, patients)
+        if self._decoys and patients and not self._decoy_refs(client).isdisjoint(patients):
+            self._quarantine(client, pseudonym, "decoy", grant.mode, "decoy_disclosed")
+            decision.anomaly_score = 1.0
+            return
+        if not limits.enumeration:
+            return
+        signals = self._signals_for(client, pseudonym)
+        query_rule = grant.route.query
+        max_page = None
+        if query_rule is not None:
+            max_page = next(iter(v for k, v in query_rule.max.items() if "size" in k
+                                 or k in ("limit", "per_page", "count", "_count")), None)
+        detections = signals.observe(time.time(), grant.route.name, grant.params, grant.query,
+                                     decision.status, decision.records, decision.withheld,
+                                     max_page)
+        score = signals.score()
+        key = (client, pseudonym)
+        for detection in detections:
+            self.metrics.enumeration_detections.labels(client=client,
+                                                       signal=detection.signal).inc()
+        if detections or score >= self.tuning.quarantine_score:
+            signal = detections[0].signal if detections else "combined"
+            self._quarantine(client, pseudonym, signal, grant.mode, "enumeration_detected",
+                             [d.signal for d in detections[1:]])
+            decision.anomaly_score = 1.0
+            self._throttled.discard(key)
+            return
+        decision.anomaly_score = max(decision.anomaly_score, score)
+        if score >= self.tuning.throttle_score and key not in self._throttled:
+            self._throttled.add(key)
+            strongest = max(signals.strengths().items(), key=lambda item: item[1])[0]
+            self._emit("anomaly_throttled", client, pseudonym, strongest, score, "throttle",
+                       grant.mode)
+        elif score < self.tuning.throttle_score:
+            self._throttled.discard(key)
+        self._set_score(client, pseudonym, score)
+
+    def _signals_for(self, client: str, pseudonym: str) -> PrincipalSignals:
+        key = (client, pseudonym)
+        found = self._signals.get(key)
+        if found is not None:
+            self._signals.move_to_end(key)
+            return found
+        found = self._signals[key] = PrincipalSignals(self.tuning)
+        if len(self._signals) > self.tuning.max_principals:
+            for _ in range(min(32, len(self._signals) - 1)):
+                oldest, candidate = next(iter(self._signals.items()))
+                if candidate.score() >= self.tuning.throttle_score:
+                    self._signals.move_to_end(oldest)  # never forget a penalized principal
+                    continue
+                del self._signals[oldest]
+                self._drop_score(*oldest)
+                break
+        return found
+
+    def _decoys_for(self, client: str) -> frozenset[str]:
+        # Disclosed references are ids, or their pseudonyms on routes that pseudonymize.
+        return self._decoys | {self.pseudonymizer.token(client, d) for d in self._decoys}
+
+    # -- quarantines -------------------------------------------------------------------
+    def _quarantine(self, client: str, pseudonym: str, reason: str, mode: Mode, event: str,
+                    also: list[str] | None = None) -> Quarantine:
+        found = Quarantine(client, pseudonym, time.time() + self._quarantine_seconds, reason,
+                           mode.value)
+        self.store.quarantine(found)
+        self._signals.pop((client, pseudonym), None)
+        self._set_score(client, pseudonym, 1.0, found.until)
+        for signal in [reason, *(also or [])]:
+            self._emit(event, client, pseudonym, signal, 1.0, "quarantine", mode)
+        self._refresh.set()
+        return found
+
+    def _emit(self, event: str, client: str, pseudonym: str, signal: str, score: float,
+              action: str, mode: Mode) -> None:
+        self.metrics.security_events.labels(client=client, signal=signal, action=action).inc()
+        self.events.emit(event, client=client, principal=pseudonym, signal=signal, score=score,
+                         action=action, mode=mode.value)
+
+    async def quarantines(self) -> list[dict[str, object]]:
+        found = await self.store.quarantines()
+        self.metrics.quarantined_clients.set(len(found))
+        return [q.as_dict() for q in found]
+
+    async def lift(self, client: str, subject_pseudonym: str) -> bool:
+        lifted = await self.store.lift(client, subject_pseudonym)
+        self._signals.pop((client, subject_pseudonym), None)
+        self._throttled.discard((client, subject_pseudonym))
+        self._drop_score(client, subject_pseudonym)
+        if lifted:
+            self._emit("quarantine_lifted", client, subject_pseudonym, "operator", 0.0, "lift",
+                       Mode.ENFORCE)
+        await self.quarantines()
+        return lifted
+
+    # -- anomaly gauge -----------------------------------------------------------------
+    def _set_score(self, client: str, pseudonym: str, score: float, until: float = 0.0) -> None:
+        scores = self._scores.setdefault(client, {})
+        previous = scores.get(pseudonym)
+        if previous is not None and previous[1] > time.time():
+            until = max(until, previous[1])
+        if score <= 0.0 and not until:
+            scores.pop(pseudonym, None)
+        else:
+            scores[pseudonym] = (score, until)
+        self._publish_score(client)
+
+    def _drop_score(self, client: str, pseudonym: str) -> None:
+        self._scores.get(client, {}).pop(pseudonym, None)
+        self._publish_score(client)
+
+    def _publish_score(self, client: str) -> None:
+        now = time.time()
+        scores = self._scores.get(client, {})
+        best = 0.0
+        for pseudonym, (score, until) in list(scores.items()):
+            if until and until <= now:
+                scores[pseudonym] = (score, 0.0) if score < 1.0 else (0.0, 0.0)
+                score = scores[pseudonym][0]
+            best = max(best, 1.0 if until > now else score)
+        self.metrics.anomaly_score.labels(client=client).set(best)

@@ -1,0 +1,329 @@
+"""The Redis guard store: one Lua call per request, late facts batched, memory fallback.
+
+Keys (prefix configurable, default `vigie:`), hash-tagged so that one principal's keys
+share a Redis Cluster slot:
+
+    <prefix>{<client>:<pseudonym>}:q          quarantine (JSON), TTL = the quarantine
+    <prefix>{<client>:<pseudonym>}:req        request GCRA TAT, TTL = backlog + 1 s
+    <prefix>{<client>:<pseudonym>}:rec        records GCRA TAT, TTL = backlog + 1 s
+    <prefix>{<client>:<pseudonym>}:pat:<w>    distinct patients HLL of window w, TTL 2 windows
+    <prefix>{<client>}:req|rec|pat:<w>         the same for a client's aggregate
+    <prefix>quarantines                       index hash for the admin list, TTL = longest
+
+When Redis fails (timeout, refused, error) the request is decided by a per-replica
+`MemoryStore`, which also caches every quarantine this replica learnt; the circuit
+breaker stops waiting on a dead Redis and probes it again later. Nothing here raises
+to the request path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import NoScriptError, RedisError
+
+from vigie.guard import lua
+from vigie.guard.breaker import CircuitBreaker
+from vigie.guard.limits import Budget
+from vigie.guard.store import Check, MemoryStore, Quarantine, Verdict, principal_tag
+from vigie.telemetry.metrics import Metrics
+
+log = logging.getLogger("vigie.guard.redis")
+
+_FAILURES = (RedisError, OSError, TimeoutError)
+_INDEX_FIELD_SEPARATOR = "\x1f"
+
+
+class RedisStore:
+    backend = "redis"
+
+    def __init__(self, client: Redis | str, *, prefix: str = "vigie:", timeout: float = 0.1,
+                 metrics: Metrics | None = None, fallback: MemoryStore | None = None,
+                 failure_threshold: int = 3, reset_seconds: float = 2.0,
+                 flush_interval: float = 0.05, max_pending: int = 10_000) -> None:
+        if isinstance(client, str):
+            client = Redis.from_url(client, socket_timeout=timeout,
+                                    socket_connect_timeout=timeout,
+                                    retry=Retry(NoBackoff(), 0))
+        self.redis = client
+        self.prefix = prefix
+        self.timeout = timeout
+        self.fallback = fallback or MemoryStore()
+        self.flush_interval = flush_interval
+        self.max_pending = max_pending
+        self._gauge = None if metrics is None else metrics.state_backend_up.labels(
+            backend="redis")
+        self.breaker = CircuitBreaker(failure_threshold, reset_seconds,
+                                      on_change=self._health_changed)
+        self._sha = {"admit": "", "record": ""}
+        self._offset = 0.0  # Redis clock minus ours, for window names
+        self._facts: list[tuple[str, Budget, int, Sequence[str]]] = []
+        self._pending: dict[tuple[str, str], Quarantine] = {}
+        self._wake = asyncio.Event()
+        self._flusher: asyncio.Task[None] | None = None
+        self._closing = False
+
+    def _health_changed(self, up: bool) -> None:
+        if self._gauge is not None:
+            self._gauge.set(1 if up else 0)
+        log.warning("guard state backend redis is %s", "back" if up else "unreachable")
+
+    # -- lifecycle ---------------------------------------------------------------------
+    async def start(self) -> None:
+        try:
+            async with asyncio.timeout(max(self.timeout, 1.0)):
+                await self._load_scripts()
+                before = time.time()
+                seconds, micros = await self.redis.time()
+                self._offset = seconds + micros / 1e6 - (before + time.time()) / 2
+            self.breaker.success()
+            if self._gauge is not None:
+                self._gauge.set(1)
+        except _FAILURES:
+            log.warning("guard state backend redis unreachable at start; per-replica limits")
+            for _ in range(self.breaker.threshold):
+                self.breaker.failure()
+        self._flusher = asyncio.create_task(self._flush_loop(), name="vigie-guard-flush")
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._flusher is not None:
+            self._wake.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        await self.flush()
+        await self.redis.aclose()
+
+    async def _load_scripts(self) -> None:
+        self._sha["admit"] = await self.redis.script_load(lua.ADMIT)
+        self._sha["record"] = await self.redis.script_load(lua.RECORD)
+
+    # -- keys --------------------------------------------------------------------------
+    def _key(self, tag: str, part: str) -> str:
+        return f"{self.prefix}{{{tag}}}:{part}"
+
+    def _window(self, budget: Budget) -> tuple[int, float]:
+        now = time.time() + self._offset
+        window = int(now // budget.patients_window_s) if budget.patients_window_s else 0
+        return window, (window + 1) * budget.patients_window_s * 1000.0
+
+    @property
+    def _index(self) -> str:
+        return f"{self.prefix}quarantines"
+
+    # -- hot path ----------------------------------------------------------------------
+    async def admit(self, checks: Sequence[Check]) -> list[Verdict]:
+        for check in checks:
+            if check.principal is not None and check.principal in self._pending:
+                found = self._pending[check.principal]
+                return [Verdict(quarantine=found, retry_after_s=found.until - time.time())
+                        for _ in checks]
+        if not self.breaker.allow():
+            return self.fallback.admit_now(checks)
+        calls = [self._admit_call(check) for check in checks]
+        try:
+            async with asyncio.timeout(self.timeout):
+                try:
+                    replies = await self._run(calls)
+                except NoScriptError:
+                    await self._load_scripts()
+                    replies = await self._run(calls)
+        except _FAILURES as exc:
+            log.debug("redis admit failed: %r", exc)
+            self.breaker.failure()
+            return self.fallback.admit_now(checks)
+        self.breaker.success()
+        return [self._verdict(check, reply) for check, reply in zip(checks, replies, strict=True)]
+
+    def _admit_call(self, check: Check) -> tuple[str, ...]:
+        budget = check.budget
+        window, window_end_ms = self._window(budget)
+        keys = (self._key(check.tag, "q"), self._key(check.tag, "req"),
+                self._key(check.tag, "rec"), self._key(check.tag, f"pat:{window}"))
+        args = ("1" if check.principal is not None else "0", repr(budget.request_interval_ms),
+                repr(budget.request_tolerance_ms), repr(check.penalty),
+                repr(budget.records_interval_ms), repr(budget.records_window_ms),
+                str(budget.patients_limit), repr(window_end_ms))
+        return (*keys, *args)
+
+    async def _run(self, calls: list[tuple[str, ...]]) -> list[Any]:
+        sha = self._sha["admit"]
+        if len(calls) == 1:
+            return [await self.redis.evalsha(sha, 4, *calls[0])]
+        pipe = self.redis.pipeline(transaction=False)
+        for call in calls:
+            pipe.evalsha(sha, 4, *call)
+        return list(await pipe.execute())
+
+    def _verdict(self, check: Check, reply: list[Any]) -> Verdict:
+        code = int(reply[0])
+        if code == 1 and check.principal is not None:
+            meta = orjson.loads(reply[2]) if reply[2] else {}
+            client, subject = check.principal
+            found = Quarantine(client, subject, time.time() + int(reply[1]) / 1000.0,
+                               str(meta.get("reason", "unknown")),
+                               str(meta.get("mode", "enforce")))
+            self.fallback.quarantine(found)  # the local cache that outlives a Redis outage
+            return Verdict(quarantine=found, retry_after_s=int(reply[1]) / 1000.0)
+        if code == 2:
+            kind = reply[2].decode() if isinstance(reply[2], bytes) else str(reply[2])
+            return Verdict(refused=kind, retry_after_s=int(reply[1]) / 1000.0,
+                           remaining=0, reset_s=int(reply[3]) / 1000.0)
+        return Verdict(remaining=int(reply[1]), reset_s=int(reply[2]) / 1000.0)
+
+    # -- late facts --------------------------------------------------------------------
+    def record(self, tag: str, budget: Budget, records: int, patients: Sequence[str]) -> None:
+        if not (budget.records_interval_ms or budget.patients_limit):
+            return
+        if not (records or patients):
+            return
+        if not self.breaker.closed:
+            self.fallback.record(tag, budget, records, patients)
+        if len(self._facts) >= self.max_pending:
+            del self._facts[: self.max_pending // 2]  # shed the oldest rather than grow
+        self._facts.append((tag, budget, records, patients))
+        if len(self._facts) >= 256:
+            self._wake.set()
+
+    def quarantine(self, quarantine: Quarantine) -> None:
+        self.fallback.quarantine(quarantine)
+        self._pending[(quarantine.client, quarantine.subject)] = quarantine
+        self._wake.set()
+
+    async def _flush_loop(self) -> None:
+        while not self._closing:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.flush_interval):
+                    await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self.flush()
+            except Exception:  # the flusher must survive anything
+                log.exception("guard flush failed")
+
+    async def flush(self) -> None:
+        if not (self._facts or self._pending) or not self.breaker.allow():
+            return
+        facts, self._facts = self._facts, []
+        pending = dict(self._pending)
+        pipe = self.redis.pipeline(transaction=False)
+        self._queue_facts(pipe, facts)
+        self._queue_quarantines(pipe, pending.values())
+        try:
+            async with asyncio.timeout(max(self.timeout, 0.5)):
+                try:
+                    await pipe.execute()
+                except NoScriptError:
+                    await self._load_scripts()
+                    pipe = self.redis.pipeline(transaction=False)
+                    self._queue_facts(pipe, facts)
+                    self._queue_quarantines(pipe, pending.values())
+                    await pipe.execute()
+        except _FAILURES as exc:
+            log.debug("redis flush failed: %r", exc)
+            self.breaker.failure()
+            for fact in facts:  # keep enforcing them on this replica
+                self.fallback.record(*fact)
+            return
+        self.breaker.success()
+        for key, written in pending.items():
+            if self._pending.get(key) is written:
+                del self._pending[key]
+
+    def _queue_facts(self, pipe: Any, facts: list[tuple[str, Budget, int, Sequence[str]]]
+                     ) -> None:
+        records: dict[tuple[str, float], int] = {}
+        patients: dict[tuple[str, int], set[str]] = {}
+        for tag, budget, count, refs in facts:
+            if count and budget.records_interval_ms:
+                key = (self._key(tag, "rec"), budget.records_interval_ms)
+                records[key] = records.get(key, 0) + count
+            if refs and budget.patients_limit:
+                window, _ = self._window(budget)
+                hll = (self._key(tag, f"pat:{window}"), budget.patients_window_s)
+                patients.setdefault(hll, set()).update(refs)
+        for (records_key, interval), total in records.items():
+            pipe.evalsha(self._sha["record"], 1, records_key, repr(interval), str(total))
+        for (hll_key, window_s), members in patients.items():
+            pipe.pfadd(hll_key, *members)
+            pipe.expire(hll_key, 2 * window_s)
+
+    def _queue_quarantines(self, pipe: Any, quarantines: Any) -> None:
+        for q in quarantines:
+            ttl_ms = max(1, math.ceil((q.until - time.time()) * 1000))
+            value = orjson.dumps({"reason": q.reason, "mode": q.mode})
+            pipe.set(self._key(_tag(q), "q"), value, px=ttl_ms)
+            pipe.hset(self._index, _field(q.client, q.subject),
+                      orjson.dumps({"until": q.until + self._offset, "reason": q.reason,
+                                    "mode": q.mode}))
+            pipe.pexpire(self._index, ttl_ms, nx=True)
+            pipe.pexpire(self._index, ttl_ms, gt=True)
+
+    # -- operators ---------------------------------------------------------------------
+    async def lift(self, client: str, subject: str) -> bool:
+        lifted = self.fallback.lift_now(client, subject)
+        lifted = self._pending.pop((client, subject), None) is not None or lifted
+        probe = Quarantine(client, subject, 0.0, "")
+        try:
+            async with asyncio.timeout(max(self.timeout, 1.0)):
+                pipe = self.redis.pipeline(transaction=False)
+                pipe.delete(self._key(_tag(probe), "q"))
+                pipe.hdel(self._index, _field(client, subject))
+                deleted, unindexed = await pipe.execute()
+        except _FAILURES:
+            log.warning("quarantine lift could not reach redis; lifted on this replica only")
+            return lifted
+        return lifted or bool(deleted) or bool(unindexed)
+
+    async def quarantines(self) -> list[Quarantine]:
+        found = {(q.client, q.subject): q for q in self.fallback.quarantines_now()}
+        if not self.breaker.allow():
+            return sorted(found.values(), key=lambda q: (q.client, q.subject))
+        try:
+            async with asyncio.timeout(max(self.timeout, 1.0)):
+                raw = await self.redis.hgetall(self._index)
+                expired, shared = _parse_index(raw, time.time() + self._offset, self._offset)
+                if expired:
+                    await self.redis.hdel(self._index, *expired)
+            self.breaker.success()
+            # Redis is the truth for what replicas learnt; pending ones are not there yet.
+            found = {(q.client, q.subject): q for q in shared}
+            found.update(self._pending)
+        except _FAILURES:
+            self.breaker.failure()
+        return sorted(found.values(), key=lambda q: (q.client, q.subject))
+
+
+def _tag(q: Quarantine) -> str:
+    return principal_tag(q.client, q.subject)
+
+
+def _field(client: str, subject: str) -> str:
+    return f"{client}{_INDEX_FIELD_SEPARATOR}{subject}"
+
+
+def _parse_index(raw: dict[Any, Any], now: float, offset: float
+                 ) -> tuple[list[Any], list[Quarantine]]:
+    expired: list[Any] = []
+    live: list[Quarantine] = []
+    for field, value in raw.items():
+        text = field.decode() if isinstance(field, bytes) else str(field)
+        client, _, subject = text.partition(_INDEX_FIELD_SEPARATOR)
+        meta = orjson.loads(value)
+        until = float(meta.get("until", 0))
+        if until <= now:
+            expired.append(field)
+            continue
+        live.append(Quarantine(client, subject, until - offset, str(meta.get("reason", "")),
+                               str(meta.get("mode", "enforce"))))
+    return expired, live

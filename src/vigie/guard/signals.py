@@ -1,0 +1,232 @@
+"""Enumeration signals for one principal and the anomaly score they add up to.
+
+Each signal has a strength in [0, 1]; the score is their noisy-or
+`1 - prod(1 - s)`, also in [0, 1]. A signal whose strength reaches 1 is a detection:
+it is reported once and its evidence is consumed (so one run is one detection).
+
+- sequential_ids: numeric path parameters walked with a small constant stride
+  (42, 43, 44, ... or 900, 898, 896, ...); strength = run length / `sequential_run`.
+- not_found_ratio: the share of ID lookups answered 404/403 (or fully withheld) among
+  the last `lookup_window`; strength = ratio / `not_found_ratio`, scaled down while
+  fewer than `lookup_min` lookups were seen.
+- deep_paging: a search walked page after page; strength = increasing-page run length /
+  `paging_run` (`paging_run_at_max` when the page size is the route's maximum).
+- broad_search: searches that filter on almost nothing (a name of at most
+  `broad_name_length` characters, a wildcard, or paging only) among the last
+  `search_window`; strength = count / `broad_searches`.
+- baseline: records disclosed in the current `baseline_window_s` against the principal's
+  learned baseline (capped EWMA over past windows, never below `baseline_floor`, growing
+  at most `baseline_growth` per window, not learning from windows that were anomalous,
+  so a scraper cannot raise its own baseline); strength rises linearly from
+  `baseline_ratio_start` x baseline to 1 at `baseline_ratio_detect` x baseline.
+
+Nothing here does I/O or reads the clock: callers pass `now` (seconds).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import parse_qsl
+
+SIGNALS = ("sequential_ids", "not_found_ratio", "deep_paging", "broad_search", "baseline")
+PAGE_KEYS = ("page", "_page", "page_number", "offset", "start", "skip")
+SIZE_KEYS = ("page_size", "per_page", "limit", "size", "_count", "count")
+NAME_KEYS = ("last_name", "lastname", "name", "family", "nom")
+WILDCARDS = frozenset("*%?_")
+DEFAULT_MAX_PAGE_SIZE = 50  # "page size at max" when the route declares no maximum
+
+
+@dataclass(frozen=True, slots=True)
+class GuardTuning:
+    """Thresholds of the guard (see docs/guard.md for how to tune them)."""
+
+    sequential_run: int = 20
+    max_stride: int = 10
+    lookup_window: int = 50
+    lookup_min: int = 20
+    not_found_ratio: float = 0.5
+    paging_run: int = 20
+    paging_run_at_max: int = 10
+    search_window: int = 50
+    broad_searches: int = 10
+    broad_name_length: int = 2
+    baseline_window_s: int = 300
+    baseline_floor: float = 50.0
+    baseline_alpha: float = 0.2
+    baseline_growth: float = 0.25
+    baseline_ratio_start: float = 4.0
+    baseline_ratio_detect: float = 12.0
+    throttle_score: float = 0.5  # at or above: requests slowed by penalty_factor
+    quarantine_score: float = 0.95  # at or above (or any detection): quarantine
+    penalty_factor: float = 4.0
+    max_principals: int = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    signal: str
+    strength: float
+
+
+@dataclass(slots=True)
+class _Run:
+    last: int
+    stride: int = 0
+    length: int = 1
+
+
+class PrincipalSignals:
+    """The evidence kept for one principal; bounded whatever the traffic."""
+
+    __slots__ = ("_baseline", "_lookups", "_pages", "_runs", "_searches", "_strength",
+                 "_tuning", "_window_count", "_window_index", "_window_peak")
+
+    def __init__(self, tuning: GuardTuning) -> None:
+        self._tuning = tuning
+        self._runs: dict[tuple[str, str], _Run] = {}
+        self._lookups: deque[bool] = deque(maxlen=tuning.lookup_window)
+        self._pages: dict[str, _Run] = {}
+        self._searches: deque[bool] = deque(maxlen=tuning.search_window)
+        self._baseline = tuning.baseline_floor
+        self._window_index = -1
+        self._window_count = 0
+        self._window_peak = 0.0
+        self._strength: dict[str, float] = {}
+
+    @property
+    def baseline(self) -> float:
+        return self._baseline
+
+    def score(self) -> float:
+        remaining = 1.0
+        for strength in self._strength.values():
+            remaining *= 1.0 - strength
+        return 1.0 - remaining
+
+    def strengths(self) -> Mapping[str, float]:
+        return self._strength
+
+    def observe(self, now: float, route: str, params: Mapping[str, str], query: str,
+                status: int, records: int, withheld: int,
+                max_page_size: int | None = None) -> list[Detection]:
+        """Update the evidence with one answered request; return the detections it caused.
+
+        `max_page_size` is the route's own cap on the page size, when it declares one.
+        """
+        detections: list[Detection] = []
+        if params:
+            self._observe_lookup(route, params, status, records, withheld, detections)
+        elif query:
+            self._observe_search(route, query, max_page_size, detections)
+        self._observe_volume(now, records, detections)
+        return detections
+
+    def _raise(self, signal: str, strength: float, detections: list[Detection]) -> bool:
+        if strength >= 1.0:
+            detections.append(Detection(signal, 1.0))
+            self._strength.pop(signal, None)
+            return True
+        if strength > 0.0:
+            self._strength[signal] = strength
+        else:
+            self._strength.pop(signal, None)
+        return False
+
+    def _observe_lookup(self, route: str, params: Mapping[str, str], status: int,
+                        records: int, withheld: int, detections: list[Detection]) -> None:
+        t = self._tuning
+        longest = 0
+        for name, value in params.items():
+            if not value.isdigit() or len(value) > 18:
+                continue
+            number = int(value)
+            run = self._runs.get((route, name))
+            if run is None:
+                if len(self._runs) < 64:
+                    self._runs[(route, name)] = _Run(number)
+                continue
+            step = number - run.last
+            if step == 0:
+                continue
+            if 0 < abs(step) <= t.max_stride:
+                if step == run.stride:
+                    run.length += 1
+                else:
+                    run.stride, run.length = step, 2
+            else:
+                run.stride, run.length = 0, 1
+            run.last = number
+            if run.length >= t.sequential_run:
+                run.length = 1
+                longest = t.sequential_run
+            else:
+                longest = max(longest, run.length)
+        self._raise("sequential_ids", longest / t.sequential_run if longest > 1 else 0.0,
+                    detections)
+
+        missed = status in (403, 404) or (withheld > 0 and records == 0)
+        self._lookups.append(missed)
+        seen = len(self._lookups)
+        ratio = sum(self._lookups) / seen
+        strength = min(1.0, ratio / t.not_found_ratio) * min(1.0, seen / t.lookup_min)
+        if self._raise("not_found_ratio", strength, detections):
+            self._lookups.clear()
+
+    def _observe_search(self, route: str, query: str, max_page_size: int | None,
+                        detections: list[Detection]) -> None:
+        t = self._tuning
+        values = dict(parse_qsl(query, keep_blank_values=True))
+        page = next((values[k] for k in PAGE_KEYS if k in values), None)
+        if page is not None and page.isdigit() and len(page) <= 12:
+            number = int(page)
+            run = self._pages.get(route)
+            if run is None:
+                if len(self._pages) < 64:
+                    self._pages[route] = _Run(number)
+                run_length = 1
+            else:
+                run.length = run.length + 1 if number > run.last else 1
+                run.last = number
+                run_length = run.length
+            size = next((values[k] for k in SIZE_KEYS if k in values), "")
+            at_max = size.isdigit() and int(size) >= (max_page_size or DEFAULT_MAX_PAGE_SIZE)
+            needed = t.paging_run_at_max if at_max else t.paging_run
+            strength = run_length / needed if run_length > 1 else 0.0
+            if self._raise("deep_paging", min(1.0, strength), detections) and run:
+                run.length = 1
+        self._searches.append(self._is_broad(values))
+        strength = sum(self._searches) / t.broad_searches
+        if self._raise("broad_search", min(1.0, strength), detections):
+            self._searches.clear()
+
+    def _is_broad(self, values: Mapping[str, str]) -> bool:
+        name = next((values[k] for k in NAME_KEYS if k in values), None)
+        if name is None:
+            filters = [k for k in values if k not in PAGE_KEYS and k not in SIZE_KEYS]
+            return not filters
+        if WILDCARDS.intersection(name):
+            return True
+        return len(name.strip()) <= self._tuning.broad_name_length
+
+    def _observe_volume(self, now: float, records: int, detections: list[Detection]) -> None:
+        t = self._tuning
+        index = int(now // t.baseline_window_s)
+        if index != self._window_index:
+            if self._window_index >= 0 and self._window_peak < t.throttle_score:
+                self._learn(self._window_count)
+            self._window_index, self._window_count, self._window_peak = index, 0, 0.0
+        self._window_count += records
+        ratio = self._window_count / max(self._baseline, t.baseline_floor)
+        span = t.baseline_ratio_detect - t.baseline_ratio_start
+        strength = min(1.0, max(0.0, (ratio - t.baseline_ratio_start) / span))
+        self._window_peak = max(self._window_peak, strength)
+        if self._raise("baseline", strength, detections):
+            self._window_count = 0
+
+    def _learn(self, count: int) -> None:
+        t = self._tuning
+        smoothed = (1.0 - t.baseline_alpha) * self._baseline + t.baseline_alpha * count
+        capped = min(smoothed, self._baseline * (1.0 + t.baseline_growth))
+        self._baseline = max(t.baseline_floor, capped)
