@@ -1,13 +1,16 @@
 """Fixtures for the auth tests: two issuers (a hospital Keycloak, a Pro Santé Connect-like
-IdP) serving real JWKS over loopback, session-scoped keys, and a movable clock."""
+IdP) serving real JWKS over loopback, session-scoped keys, and a movable clock.
+
+`hospital` and `psc` live for the session: tests must not change their servers
+(tests about rotation and outages build their own JwksServer)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from support.tokens import FakeClock, FakeIssuer, KeyPair
 
+from support.tokens import FakeClock, FakeIssuer, KeyPair
 from vigie.auth import Authenticator
 from vigie.telemetry.metrics import Metrics
 
@@ -50,14 +53,14 @@ def metrics() -> Metrics:
     return Metrics(process_collectors=False)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def hospital(hospital_key: KeyPair) -> Iterator[FakeIssuer]:
     with FakeIssuer(HOSPITAL, hospital_key, audience="patient-api",
                     algorithms=("RS256",)) as issuer:
         yield issuer
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def psc(psc_key: KeyPair) -> Iterator[FakeIssuer]:
     with FakeIssuer(PSC, psc_key, audience="dpi-connect", client_claim="azp",
                     algorithms=("ES256",)) as issuer:

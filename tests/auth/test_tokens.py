@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from support.tokens import FakeClock, FakeIssuer, JwksServer, KeyPair, bearer, mint, refusal
 
+from support.tokens import FakeClock, FakeIssuer, JwksServer, KeyPair, bearer, mint, refusal
 from vigie.auth import Authenticator, bearer_token
 from vigie.errors import AuthError
 from vigie.telemetry.metrics import Metrics

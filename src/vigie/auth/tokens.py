@@ -17,8 +17,8 @@ import base64
 import binascii
 import functools
 import math
-import ssl
 import re
+import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
