@@ -186,6 +186,10 @@ class AuditLog:
         except OSError as exc:
             # The line is written; only the rotation failed. Keep appending to the same file.
             log.error("audit log %s could not be rotated: %s", self._path, exc.strerror)
+        try:
+            self._open()  # at once, so that the live file always exists for shippers
+        except OSError as exc:
+            log.error("audit log %s cannot be reopened: %s", self._path, exc.strerror)
 
     def _rename_current(self) -> None:
         assert self._path is not None  # noqa: S101
