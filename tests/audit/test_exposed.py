@@ -9,8 +9,8 @@ from pathlib import Path
 
 import orjson
 import pytest
-from support.audit import BASE_TIME, make_decision
 
+from support.audit import BASE_TIME, make_decision
 from vigie.audit import AuditLog, exposed, main_exposed
 from vigie.audit.log import rotated_files
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import orjson
 import pytest
-from support.audit import BASE_TIME, make_decision, read_lines, write_many
 
+from support.audit import BASE_TIME, make_decision, read_lines, write_many
 from vigie.audit import GENESIS, LINE_KEYS, AuditLog, verify
 from vigie.audit.log import rotated_files
 from vigie.config import AuditSettings

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import orjson
 import pytest
-from support.audit import write_many
 
+from support.audit import write_many
 from vigie.audit import GENESIS, AuditLog, main_verify, verify
 from vigie.audit.log import rotated_files
 
