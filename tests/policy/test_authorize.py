@@ -211,3 +211,27 @@ def test_matching_is_fast(tmp_path: Path) -> None:
         authorize(policies, who, "GET", b"/api/v49/patients/42/items/7", b"", Mode.ENFORCE)
     per_call = (time.perf_counter() - started) / rounds
     assert per_call < 200e-6, f"{per_call * 1e6:.1f} µs per authorize"
+
+
+def test_example_policy_tests_agree_with_authorize(examples: PolicySet) -> None:
+    """The refusals the example *.test.yaml expects before the upstream are authorize's."""
+    import yaml
+
+    suite = yaml.safe_load((EXAMPLE_POLICIES / "gp-frontdesk.test.yaml").read_text())
+    assert suite["client"] in examples.clients
+    checked = 0
+    for case in suite["cases"]:
+        request, status = case["request"], case["expect"]["status"]
+        claims = request["claims"]
+        scopes = set(str(claims.get("scope", "")).split())
+        path, _, query = request["path"].partition("?")
+        who = identity(suite["client"], scopes, **claims)
+        if status in (400, 403):
+            with pytest.raises(BadRequest if status == 400 else Forbidden):
+                authorize(examples, who, request["method"], path.encode(), query.encode(),
+                          Mode.ENFORCE)
+        else:
+            authorize(examples, who, request["method"], path.encode(), query.encode(),
+                      Mode.ENFORCE)
+        checked += 1
+    assert checked == len(suite["cases"]) >= 8
