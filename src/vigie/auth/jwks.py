@@ -65,6 +65,7 @@ class IssuerKeys:
         clock: Callable[[], float],
         unknown_kid_interval: float = UNKNOWN_KID_REFRESH_INTERVAL_SECONDS,
         first_retry: float = FIRST_RETRY_SECONDS,
+        min_lifetime: float = MIN_LIFETIME_SECONDS,
     ) -> None:
         if settings.jwks_url is None and settings.jwks_file is None:
             raise ValueError(f"issuer {settings.issuer!r} has neither jwks_url nor jwks_file")
@@ -76,6 +77,7 @@ class IssuerKeys:
         self._clock = clock
         self._unknown_kid_interval = unknown_kid_interval
         self._first_retry = first_retry
+        self._min_lifetime = min_lifetime
         self._keys = KeySet()
         self._lifetime = self._clamp(float(settings.jwks_refresh_seconds))
         self._last_on_demand: float | None = None
@@ -87,6 +89,11 @@ class IssuerKeys:
     @property
     def keys(self) -> KeySet:
         return self._keys
+
+    @property
+    def lifetime(self) -> float:
+        """Seconds the current set stays fresh (Cache-Control max-age, clamped)."""
+        return self._lifetime
 
     @property
     def source(self) -> str:
@@ -185,12 +192,11 @@ class IssuerKeys:
             backoff = self._first_retry * float(2 ** min(self._failures - 1, 16))
             delay = min(backoff, MAX_RETRY_SECONDS, self._lifetime)
         else:
-            delay = max(MIN_LIFETIME_SECONDS, self._lifetime * 0.9)  # a little before expiry
+            delay = max(self._min_lifetime, self._lifetime * 0.9)  # a little before expiry
         return delay * random.uniform(0.9, 1.1)  # noqa: S311 - jitter, not a secret
 
-    @staticmethod
-    def _clamp(seconds: float) -> float:
-        return min(MAX_LIFETIME_SECONDS, max(MIN_LIFETIME_SECONDS, seconds))
+    def _clamp(self, seconds: float) -> float:
+        return min(MAX_LIFETIME_SECONDS, max(self._min_lifetime, seconds))
 
 
 def _read_file(path: Path) -> bytes:
