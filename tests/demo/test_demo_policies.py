@@ -10,6 +10,7 @@ import yaml
 from vigie.demo import DEMO_POLICIES
 from vigie.policy.loader import check_policies, load_policies
 from vigie.policy.model import Action, Generalization, Key, Route, Where
+from vigie.policy.testing import run_tests
 
 NIR_SYSTEM = "urn:oid:1.2.250.1.213.1.4.8"
 
@@ -91,3 +92,20 @@ def test_demo_policies_ship_inside_the_package() -> None:
     assert packaged == DEMO_POLICIES
     assert {p.name for p in packaged.glob("*.yaml")} >= {"gp-frontdesk.yaml", "billing.yaml",
                                                          "research.yaml"}
+
+
+def test_demo_policy_tests_pass_through_the_real_pipeline() -> None:
+    outcomes = run_tests(DEMO_POLICIES)
+    assert len(outcomes) >= 15
+    assert [(o.name, o.failures) for o in outcomes if o.failures] == []
+
+
+def test_a_demo_policy_test_fails_when_the_policy_leaks(tmp_path: Path) -> None:
+    for source in DEMO_POLICIES.glob("*.yaml"):
+        (tmp_path / source.name).write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+    research = tmp_path / "research.yaml"
+    research.write_text(research.read_text(encoding="utf-8").replace(
+        "        sex: keep\n", "        sex: keep\n        last_name: keep\n"), encoding="utf-8")
+    failed = {o.name for o in run_tests(tmp_path) if o.failures}
+    assert failed == {"research sees sex, year of birth and department only",
+                      "the NDJSON export is pseudonymized line by line, NIRs never leave"}
