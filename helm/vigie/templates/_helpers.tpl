@@ -1,0 +1,73 @@
+{{/* Names, labels and the rendered vigie.yaml. */}}
+
+{{- define "vigie.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "vigie.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "vigie.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "vigie.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "vigie.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "vigie.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: vigie
+{{- end }}
+
+{{- define "vigie.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "vigie.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "vigie.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{- define "vigie.policiesConfigMap" -}}
+{{- default (printf "%s-policies" (include "vigie.fullname" .)) .Values.policies.existingConfigMap }}
+{{- end }}
+
+{{/*
+vigie.yaml: the user's config plus the keys the chart owns (listeners, mounted paths).
+Only paths to secrets appear here, never their content.
+*/}}
+{{- define "vigie.configFile" -}}
+{{- $config := deepCopy .Values.config }}
+{{- $_ := set $config "listen" (dict "host" "0.0.0.0" "port" 8080) }}
+{{- $admin := dict "host" "0.0.0.0" "port" 9090 }}
+{{- if .Values.adminToken.existingSecret }}
+{{- $_ := set $admin "token_file" (printf "/etc/vigie/secrets/admin/%s" .Values.adminToken.key) }}
+{{- end }}
+{{- $_ := set $config "admin" $admin }}
+{{- $_ := set $config "policies" "/etc/vigie/policies" }}
+{{- if .Values.pseudonymKey.existingSecret }}
+{{- $_ := set $config "pseudonym_key_file" (printf "/etc/vigie/secrets/pseudonym/%s" .Values.pseudonymKey.key) }}
+{{- end }}
+{{- if .Values.redis.url }}
+{{- $_ := set $config "redis" .Values.redis.url }}
+{{- end }}
+{{- toYaml $config }}
+{{- end }}
