@@ -251,3 +251,17 @@ async def test_close_stops_background_tasks(auth_one: Authenticator) -> None:
     await auth_one.close()
     names = {task.get_name() for task in asyncio.all_tasks()}
     assert not any(name.startswith("jwks-refresh") for name in names)
+
+
+async def test_remembered_token_is_rechecked_when_its_key_changes(
+        auth_one: Authenticator, rotating: FakeIssuer, clock: FakeClock,
+        attacker_rsa: KeyPair, hospital_key: KeyPair) -> None:
+    token = bearer(rotating.token())
+    assert (await auth_one.authenticate(token)).subject == "dr-house"
+    # same kid, different key material (re-keyed IdP): the earlier verification no longer counts
+    rotating.server.set_keys(attacker_rsa)
+    clock.advance(31)
+    assert await refusal(auth_one, bearer(rotating.token(headers={"kid": "probe"}))) \
+        == "unknown_key"
+    assert await refusal(auth_one, token) == "signature"
+    rotating.server.set_keys(hospital_key)

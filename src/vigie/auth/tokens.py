@@ -16,11 +16,13 @@ import asyncio
 import base64
 import binascii
 import functools
+import hashlib
 import math
 import re
 import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
@@ -30,6 +32,7 @@ import orjson
 from jwt import exceptions as jwt_errors
 
 from vigie.auth.jwks import IssuerKeys
+from vigie.auth.keys import VerificationKey
 from vigie.config import ASYMMETRIC_ALGORITHMS, IssuerSettings
 from vigie.context import Identity
 from vigie.errors import AuthError, ConfigError
@@ -38,6 +41,7 @@ from vigie.telemetry.metrics import Metrics
 MAX_TOKEN_BYTES = 8192
 MAX_IDENTIFIER_LENGTH = 256  # client and sub: they become labels and audit fields
 JWKS_HTTP_TIMEOUT_SECONDS = 5.0
+VERIFIED_CACHE_SIZE = 4096  # tokens are reused for minutes: verify each one once
 
 REASONS = (
     "missing",  # no Authorization header, or another scheme than Bearer
@@ -140,6 +144,7 @@ class Authenticator:
             "require": ["exp", "iss", "aud", "sub"],
             "enforce_minimum_key_length": True,
         })
+        self._verified: dict[bytes, _Verified] = {}
 
     def keys(self, issuer: str) -> IssuerKeys:
         """The key cache of one issuer (for diagnostics and tests)."""
@@ -157,6 +162,23 @@ class Authenticator:
     async def authenticate(self, authorization: str | None) -> Identity:
         """The verified identity behind an Authorization header value, or AuthError(reason)."""
         token = bearer_token(authorization)
+        digest = hashlib.sha256(token.encode("ascii")).digest()
+        known = self._verified.get(digest)
+        # A token verified before is still valid while its key is still the one published.
+        if known is not None and known.issuer.keys.keys.find(known.kid) is known.key:
+            try:
+                self._check_times(known.expires, known.starts, known.issuer.leeway)
+            except AuthError:
+                self._verified.pop(digest, None)
+                raise
+            return known.identity
+        verified = await self._verify(token)
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.pop(next(iter(self._verified)))  # oldest first
+        self._verified[digest] = verified
+        return verified.identity
+
+    async def _verify(self, token: str) -> _Verified:
         header, unverified = _split(token)
         algorithm = header.get("alg")
         if not isinstance(algorithm, str) or algorithm not in ASYMMETRIC_ALGORITHMS:
@@ -183,11 +205,20 @@ class Authenticator:
             raise AuthError("unknown_key")
         if not key.accepts(algorithm):
             raise AuthError("algorithm")
-        claims = self._verify(token, key.key, algorithm, issuer)
-        self._check_times(claims, issuer.leeway)
-        return _identity(claims, issuer.settings)
+        claims = self._check_signature(token, key.key, algorithm, issuer)
+        expires = _numeric_date(claims, "exp")
+        if expires is None:
+            raise AuthError("claims")
+        starts = [t for t in (_numeric_date(claims, "nbf"), _numeric_date(claims, "iat"))
+                  if t is not None]
+        latest_start = max(starts) if starts else None
+        self._check_times(expires, latest_start, issuer.leeway)
+        return _Verified(identity=_identity(claims, issuer.settings), issuer=issuer, kid=kid,
+                         key=key, expires=expires, starts=latest_start)
 
-    def _verify(self, token: str, key: Any, algorithm: str, issuer: _Issuer) -> dict[str, Any]:
+    def _check_signature(self, token: str, key: Any, algorithm: str,
+                         issuer: _Issuer) -> dict[str, Any]:
+        """Signature, `aud`, `iss`, `sub` and `jti` types by pyjwt; the payload once verified."""
         try:
             decoded = self._jwt.decode_complete(
                 token, key=key, algorithms=[algorithm],
@@ -202,17 +233,24 @@ class Authenticator:
         payload: dict[str, Any] = decoded["payload"]
         return payload
 
-    def _check_times(self, claims: Mapping[str, Any], leeway: float) -> None:
+    def _check_times(self, expires: float, starts: float | None, leeway: float) -> None:
         now = self._clock()
-        expires = _numeric_date(claims, "exp")
-        if expires is None:
-            raise AuthError("claims")
         if expires <= now - leeway:
             raise AuthError("expired")
-        for name in ("nbf", "iat"):
-            value = _numeric_date(claims, name)
-            if value is not None and value > now + leeway:
-                raise AuthError("not_yet_valid")
+        if starts is not None and starts > now + leeway:
+            raise AuthError("not_yet_valid")
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    """A token that passed every check, remembered so its next uses skip the signature."""
+
+    identity: Identity
+    issuer: _Issuer
+    kid: str | None
+    key: VerificationKey
+    expires: float
+    starts: float | None  # the later of nbf and iat
 
 
 @functools.cache
