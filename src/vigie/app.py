@@ -38,6 +38,9 @@ log = logging.getLogger("vigie")
 class Vigie:
     settings: Settings
     stages: Stages
+    authenticator: Authenticator
+    policies: PolicyStore
+    audit: AuditLog
     proxy_app: Proxy
     admin_app: Starlette
     serving: bool = field(default=False)
@@ -46,6 +49,8 @@ class Vigie:
     def build(cls, settings: Settings, *, environ: Mapping[str, str] | None = None,
               span_exporter: SpanExporter | None = None,
               metrics: Metrics | None = None) -> Vigie:
+        # httpx logs every request URL at INFO: upstream paths carry patient ids.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         metrics = metrics or Metrics()
         policies = PolicyStore(settings.policies, metrics)
         record_pseudonymizer = _record_pseudonymizer(settings, policies.current)
@@ -57,14 +62,16 @@ class Vigie:
                               file=str(settings.source or "<environment>"),
                               key="admin.token_file") from exc
         guard = Guard(settings, metrics, pseudonymizer)
+        authenticator = Authenticator(settings.issuers, metrics)
+        audit = AuditLog(settings.audit, metrics)
         stages = Stages(
-            authenticator=Authenticator(settings.issuers, metrics),
+            authenticator=authenticator,
             policies=policies,
             guard=guard,
             forwarder=HttpxForwarder(settings.upstream, timeout=settings.upstream_timeout_seconds,
                                      connect_timeout=settings.upstream_connect_timeout_seconds),
             minimizer=Minimizer(metrics, record_pseudonymizer, settings.max_response_bytes),
-            audit=AuditLog(settings.audit, metrics),
+            audit=audit,
             metrics=metrics,
             tracing=Tracing.from_environment(os.environ if environ is None else environ,
                                              exporter=span_exporter),
@@ -72,26 +79,26 @@ class Vigie:
             default_mode=settings.mode,
         )
         proxy = Proxy(stages)
-        vigie = cls(settings=settings, stages=stages, proxy_app=proxy,
-                    admin_app=Starlette())
+        vigie = cls(settings=settings, stages=stages, authenticator=authenticator,
+                    policies=policies, audit=audit, proxy_app=proxy, admin_app=Starlette())
         vigie.admin_app = create_admin_app(metrics, guard, admin_token, vigie.is_ready)
         return vigie
 
     def is_ready(self) -> bool:
-        return self.serving and bool(self.stages.policies.current.clients is not None)
+        return self.serving and self.policies.current is not None
 
     async def start(self) -> None:
-        await self.stages.authenticator.start()
+        await self.authenticator.start()
         await self.stages.guard.start()
-        self.stages.policies.start_watching()
+        self.policies.start_watching()
 
     async def close(self) -> None:
         self.serving = False
-        await self.stages.policies.stop()
+        await self.policies.stop()
         await self.stages.forwarder.close()
         await self.stages.guard.close()
-        await self.stages.authenticator.close()
-        self.stages.audit.close()
+        await self.authenticator.close()
+        self.audit.close()
         self.stages.tracing.shutdown()
 
 

@@ -59,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
 def _logging() -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # Client libraries log request URLs at INFO: paths carry patient ids, queries names.
+    for name in ("httpx", "httpcore", "aiohttp.access", "uvicorn.access"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,7 +88,7 @@ def _dispatch(args: argparse.Namespace, argv: list[str]) -> int:
         _logging()
         from vigie.demo.attack import main as attack_main
 
-        return attack_main(args.style)
+        return int(attack_main(args.style))
     if args.command == "policy":
         return _policy(args)
     if args.command == "audit":

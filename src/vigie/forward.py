@@ -44,9 +44,10 @@ def connection_tokens(headers: Iterable[tuple[str, str]]) -> set[str]:
     return named
 
 
-def strip_hop_by_hop(headers: Headers) -> Headers:
+def response_headers(headers: Headers) -> Headers:
+    """Upstream response headers minus hops (and Date: the proxy's server sets its own)."""
     named = connection_tokens(headers)
-    return [(k, v) for k, v in headers if k not in HOP_BY_HOP and k not in named]
+    return [(k, v) for k, v in headers if k not in HOP_BY_HOP and k not in named and k != "date"]
 
 
 def request_headers(incoming: Headers, *, masks: bool, extra: Headers) -> Headers:
@@ -135,7 +136,7 @@ class HttpxForwarder:
                 raise _translate(exc) from exc
 
         return UpstreamResponse(status=response.status_code,
-                                headers=strip_hop_by_hop(raw_headers),
+                                headers=response_headers(raw_headers),
                                 body=chunks(), aclose=response.aclose)
 
     async def close(self) -> None:

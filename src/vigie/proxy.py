@@ -14,11 +14,10 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import orjson
 
-from vigie.audit import AuditLog
-from vigie.auth import Authenticator
 from vigie.context import Decision, Grant, Identity
 from vigie.errors import (
     AuthError,
@@ -35,14 +34,15 @@ from vigie.messages import Headers, OutgoingResponse, UpstreamResponse
 from vigie.minimize import Minimizer
 from vigie.paths import normalize
 from vigie.policy.authorize import authorize
-from vigie.policy.model import ClientPolicy, Mode, Route
-from vigie.policy.store import PolicyStore
+from vigie.policy.model import ClientPolicy, Mode, PolicySet, Route
 from vigie.pseudonym import Pseudonymizer
 from vigie.telemetry.metrics import Metrics
 from vigie.telemetry.tracing import Tracing
 from vigie.types import Receive, Scope, Send
 
 log = logging.getLogger("vigie.proxy")
+
+ORIGIN_FORM = "vigie.origin_form"  # set by server.OriginFormProtocol
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 NO_CLIENT = "none"  # metric label when no verified client (or not one of ours)
@@ -54,14 +54,31 @@ class ClientDisconnected(Exception):
     pass
 
 
+class Authenticating(Protocol):
+    async def authenticate(self, authorization: str | None) -> Identity: ...
+
+
+class PolicySource(Protocol):
+    @property
+    def current(self) -> PolicySet: ...
+
+
+class AuditSink(Protocol):
+    def record(self, decision: Decision, principal: str | None) -> None: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass(slots=True)
 class Stages:
-    authenticator: Authenticator
-    policies: PolicyStore
+    """The collaborators of the pipeline; the seams are Protocols, so tests plug in."""
+
+    authenticator: Authenticating
+    policies: PolicySource
     guard: Guard
     forwarder: Forwarder
     minimizer: Minimizer
-    audit: AuditLog
+    audit: AuditSink
     metrics: Metrics
     tracing: Tracing
     pseudonymizer: Pseudonymizer
@@ -83,7 +100,7 @@ class Proxy:
                             for k, v in scope["headers"]]
         decision = Decision(request_id=_request_id(headers), method=scope["method"])
         tracing = self.s.tracing
-        with tracing.request(decision.method, headers) as span:
+        with tracing.request(decision.method, scope["headers"]) as span:
             try:
                 await self._handle(scope, receive, send, headers, decision)
             except Exception as exc:  # a bug: say which, never what (values may be personal)
@@ -134,6 +151,8 @@ class Proxy:
         decision.client = identity.client if policy is not None else NO_CLIENT
         mode = (policy.mode if policy is not None and policy.mode else self.s.default_mode)
         decision.mode = mode
+        if not scope.get(ORIGIN_FORM, True):
+            raise BadRequest("the request target must be a path (origin form)")
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
         query: bytes = scope.get("query_string", b"")
         try:

@@ -16,8 +16,10 @@ import threading
 from collections.abc import Callable, Generator
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from vigie.app import Vigie
+from vigie.proxy import ORIGIN_FORM
 from vigie.config import Settings
 from vigie.types import ASGIApp
 
@@ -32,6 +34,18 @@ class _Server(uvicorn.Server):
         yield
 
 
+class OriginFormProtocol(HttpToolsProtocol):
+    """httptools, telling the app whether the request target was in origin form.
+
+    uvicorn keeps only the path of an absolute-form target (`GET http://h/x`),
+    so the proxy could not refuse it; this marks the scope before it is lost.
+    """
+
+    def on_headers_complete(self) -> None:
+        self.scope[ORIGIN_FORM] = self.url.startswith(b"/")
+        super().on_headers_complete()
+
+
 def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -42,10 +56,11 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _server(app: ASGIApp, grace: float) -> _Server:
+def make_server(app: ASGIApp, grace: float) -> uvicorn.Server:
+    """A uvicorn server for an already-bound socket; signals are ours, not uvicorn's."""
     config = uvicorn.Config(
-        app, http="httptools", lifespan="off", access_log=False, log_config=None,
-        server_header=False, proxy_headers=False, timeout_graceful_shutdown=int(grace) or 1,
+        app, http=OriginFormProtocol, lifespan="off", access_log=False, log_config=None,
+        server_header=False, date_header=True, proxy_headers=False, timeout_graceful_shutdown=int(grace) or 1,
         timeout_keep_alive=30, backlog=2048,
     )
     return _Server(config)
@@ -60,15 +75,15 @@ async def serve(settings: Settings, *, vigie: Vigie | None = None,
     vigie = vigie or Vigie.build(settings)
     proxy_socket = proxy_socket or bind(settings.listen.host, settings.listen.port)
     admin_socket = admin_socket or bind(settings.admin.host, settings.admin.port)
-    proxy = _server(vigie.proxy_app, settings.shutdown_grace_seconds)
-    admin = _server(vigie.admin_app, 1)
+    proxy = make_server(vigie.proxy_app, settings.shutdown_grace_seconds)
+    admin = make_server(vigie.admin_app, 1)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     in_main = threading.current_thread() is threading.main_thread()
     if in_main:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, vigie.stages.policies.reload)
+        loop.add_signal_handler(signal.SIGHUP, vigie.policies.reload)
     await vigie.start()
     proxy_task = asyncio.create_task(proxy.serve(sockets=[proxy_socket]))
     admin_task = asyncio.create_task(admin.serve(sockets=[admin_socket]))
