@@ -19,8 +19,8 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from vigie.app import Vigie
-from vigie.proxy import ORIGIN_FORM
 from vigie.config import Settings
+from vigie.proxy import ORIGIN_FORM
 from vigie.types import ASGIApp
 
 log = logging.getLogger("vigie.server")
@@ -60,8 +60,8 @@ def make_server(app: ASGIApp, grace: float) -> uvicorn.Server:
     """A uvicorn server for an already-bound socket; signals are ours, not uvicorn's."""
     config = uvicorn.Config(
         app, http=OriginFormProtocol, lifespan="off", access_log=False, log_config=None,
-        server_header=False, date_header=True, proxy_headers=False, timeout_graceful_shutdown=int(grace) or 1,
-        timeout_keep_alive=30, backlog=2048,
+        server_header=False, date_header=True, proxy_headers=False,
+        timeout_graceful_shutdown=max(1, int(grace)), timeout_keep_alive=30, backlog=2048,
     )
     return _Server(config)
 
