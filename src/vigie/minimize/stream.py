@@ -20,7 +20,8 @@ from vigie.minimize.bodies import WITHHELD, Job, dump_json
 from vigie.minimize.decode import PIECE
 from vigie.minimize.tree import MAX_DEPTH
 
-_OUTSIDE = re.compile(rb'["\[\]{},]')
+# A whole string in one match, or a lone quote when its end has not arrived yet.
+_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|"|[\[\]{},]', re.DOTALL)
 _INSIDE = re.compile(rb'["\\]')
 _BLANK = b" \t\r\n"
 
@@ -89,13 +90,15 @@ class ArraySplitter:
                 self._in_string = False
                 pos = match.end()
                 continue
-            match = _OUTSIDE.search(buf, pos)
+            match = _TOKEN.search(buf, pos)
             if match is None:
                 pos = len(buf)
                 break
-            char, pos = buf[match.start()], match.end()
+            pos = match.end()
+            char = buf[match.start()]
             if char == 0x22:
-                self._in_string = True
+                if pos - match.start() == 1:  # a string that has not ended yet
+                    self._in_string = True
             elif char in (0x5B, 0x7B):
                 self._depth += 1
                 if self._depth > MAX_DEPTH:
@@ -129,8 +132,8 @@ class ArraySplitter:
         body = bytes(self._buf).lstrip(_BLANK)
         if body.startswith(b"\xef\xbb\xbf"):
             body = body[3:].lstrip(_BLANK)
-        if not body:
-            self._buf.clear()
+        if not body or b"\xef\xbb\xbf".startswith(body):  # nothing yet, or a split BOM
+            self._buf[:] = body
             return False
         if body[:1] != b"[":
             raise InspectionError("records are not where the policy says")
