@@ -6,8 +6,8 @@ import json
 from typing import Any
 
 import pytest
-from support.tokens import KeyPair
 
+from support.tokens import KeyPair
 from vigie.auth import JwksError, parse_jwks
 
 
