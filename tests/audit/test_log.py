@@ -208,3 +208,16 @@ def test_record_is_safe_from_several_threads(tmp_path: Path, open_log: OpenLog) 
 
 def _settings(path: Path, *, rotate_bytes: int = 0, on_failure: str = "closed") -> AuditSettings:
     return AuditSettings(path=str(path), rotate_bytes=rotate_bytes, on_failure=on_failure)
+
+
+def test_a_closed_stdout_is_a_failure_not_a_crash(monkeypatch: pytest.MonkeyPatch,
+                                                 metrics: Metrics) -> None:
+    import io
+
+    closed = io.TextIOWrapper(io.BytesIO())
+    closed.close()
+    monkeypatch.setattr("sys.stdout", closed)
+    log = AuditLog(_settings(Path("-")), metrics)
+    with pytest.raises(AuditUnavailable):
+        log.record(make_decision(), "psn_abc")
+    assert failures(metrics) == 1

@@ -70,7 +70,7 @@ class AuditLog:
             line, digest = seal(self._fields(decision, principal))
             try:
                 self._write(line)
-            except OSError as exc:
+            except (OSError, ValueError) as exc:  # ValueError: a closed stdout
                 self._fail(exc)
                 return
             self._prev = digest
@@ -138,8 +138,8 @@ class AuditLog:
             os.fsync(self._fd)
         self._size += written
 
-    def _fail(self, exc: OSError) -> None:
-        reason = exc.strerror or str(exc)
+    def _fail(self, exc: OSError | ValueError) -> None:
+        reason = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
         self._metrics.audit_write_failures.inc()
         if self._fd is not None:
             # Reopen for the next line: the file may have been replaced, the disk remounted,
