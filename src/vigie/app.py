@@ -52,6 +52,9 @@ class Vigie:
         # httpx logs every request URL at INFO: upstream paths carry patient ids.
         logging.getLogger("httpx").setLevel(logging.WARNING)
         metrics = metrics or Metrics()
+        if not settings.policies.is_dir():
+            raise ConfigError(f"{settings.policies} is not a folder of policies (key 'policies')",
+                              file=str(settings.source or "<environment>"), key="policies")
         policies = PolicyStore(settings.policies, metrics)
         record_pseudonymizer = _record_pseudonymizer(settings, policies.current)
         pseudonymizer = record_pseudonymizer or _ephemeral()

@@ -103,10 +103,11 @@ def _dispatch(args: argparse.Namespace, argv: list[str]) -> int:
 
 def _serve(config: Path | None) -> int:
     from vigie.config import load_settings
-    from vigie.server import run
 
     _logging()
-    settings = load_settings(config)
+    settings = load_settings(config)  # before the heavy imports: a bad key fails fast
+    from vigie.server import run
+
     try:
         run(settings)
     except OSError as exc:

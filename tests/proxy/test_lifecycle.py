@@ -1,0 +1,180 @@
+"""The process: config errors stop start-up (exit 2), SIGTERM drains, the demo runs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import jwt
+import orjson
+import pytest
+
+from support.harness import AUDIENCE, ISSUER, Keys, ScriptedUpstream
+from support.servers import free_socket, serve_in_thread
+
+VIGIE = [sys.executable, "-m", "vigie"]
+POLICY = """\
+client: app
+routes:
+  - name: slow
+    methods: [GET]
+    path: /slow
+"""
+
+
+def _port() -> int:
+    sock = free_socket()
+    port = int(sock.getsockname()[1])
+    sock.close()
+    return port
+
+
+def _config(tmp: Path, upstream: str, keys: Keys, port: int, admin: int, extra: str = "") -> Path:
+    (tmp / "policies").mkdir(exist_ok=True)
+    (tmp / "policies" / "app.yaml").write_text(POLICY)
+    (tmp / "jwks.json").write_bytes(orjson.dumps(keys.jwks()))
+    config = tmp / "vigie.yaml"
+    config.write_text(
+        f"upstream: {upstream}\nlisten: {{host: 127.0.0.1, port: {port}}}\n"
+        f"admin: {{host: 127.0.0.1, port: {admin}}}\npolicies: ./policies\n"
+        f"audit: {{path: {tmp / 'audit.jsonl'}}}\nshutdown_grace_seconds: 10\n"
+        f"issuers:\n  - issuer: {ISSUER}\n    audiences: [{AUDIENCE}]\n"
+        "    jwks_file: ./jwks.json\n    algorithms: [RS256]\n" + extra)
+    return config
+
+
+def _wait_ready(admin: int, proc: subprocess.Popen[bytes]) -> None:
+    for _ in range(300):
+        if proc.poll() is not None:
+            raise AssertionError(proc.stderr.read().decode() if proc.stderr else "exited")
+        try:
+            if httpx.get(f"http://127.0.0.1:{admin}/readyz", timeout=0.5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError("vigie never became ready")
+
+
+def test_sigterm_finishes_in_flight_requests_then_exits_0(tmp_path: Path) -> None:
+    keys = Keys()
+    upstream = ScriptedUpstream()
+    upstream.reply(body=b"finally", content_type="text/plain", delay=1.5)
+    port, admin = _port(), _port()
+    with serve_in_thread(upstream.app()) as upstream_url:
+        config = _config(tmp_path, upstream_url, keys, port, admin)
+        proc = subprocess.Popen([*VIGIE, "serve", "--config", str(config)],
+                                stderr=subprocess.PIPE, cwd=tmp_path)
+        try:
+            _wait_ready(admin, proc)
+            now = int(time.time())
+            token = jwt.encode({"iss": ISSUER, "aud": AUDIENCE, "azp": "app", "sub": "u",
+                                "iat": now, "exp": now + 60}, keys.private, "RS256",
+                               headers={"kid": keys.kid})
+            result: dict[str, httpx.Response] = {}
+
+            def slow_request() -> None:
+                result["r"] = httpx.get(f"http://127.0.0.1:{port}/slow", timeout=10,
+                                        headers={"Authorization": f"Bearer {token}"})
+
+            thread = threading.Thread(target=slow_request)
+            thread.start()
+            for _ in range(100):
+                if upstream.requests:
+                    break
+                time.sleep(0.02)
+            assert upstream.requests, "the request never reached the upstream"
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.3)
+            with pytest.raises(httpx.ConnectError):  # no longer accepting
+                httpx.get(f"http://127.0.0.1:{port}/slow", timeout=1)
+            thread.join(10)
+            assert result["r"].status_code == 200
+            assert result["r"].text == "finally"
+            assert proc.wait(15) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.mark.parametrize(("text", "env", "key"), [
+    ("listen: {port: 8080}\n", {}, "upstream"),
+    ("upstream: ftp://legacy\n", {}, "upstream"),
+    ("upstream: http://legacy\nlisten: {port: eighty}\n", {}, "listen.port"),
+    ("upstream: http://legacy\nlisten: {port: 8080, hots: x}\n", {}, "listen.hots"),
+    ("upstream: http://legacy\nmode: permissive\n", {}, "mode"),
+    ("upstream: http://legacy\nlimits: {requests: lots}\n", {}, "limits.requests"),
+    ("upstream: http://legacy\nissuers:\n  - issuer: x\n    audiences: [a]\n"
+     "    jwks_file: j.json\n    algorithms: [HS256]\n", {}, "issuers.0.algorithms.0"),
+    ("upstream: http://legacy\n", {"VIGIE_LISTEN__PORT": "-1"}, "listen.port"),
+    ("upstream: http://legacy\nunknown_key: 1\n", {}, "unknown_key"),
+    ("upstream: http://legacy\npolicies: ./nowhere\n", {}, "nowhere"),
+])
+def test_bad_configuration_exits_2_naming_the_key(tmp_path: Path, text: str,
+                                                  env: dict[str, str], key: str) -> None:
+    config = tmp_path / "vigie.yaml"
+    config.write_text(text)
+    proc = subprocess.run([*VIGIE, "serve", "--config", str(config)], capture_output=True,
+                          text=True, timeout=60, env={**os.environ, **env}, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    message = proc.stderr.strip().splitlines()[-1]
+    assert key in message
+    assert ("vigie.yaml" in message) or ("environment" in message)
+
+
+def test_config_error_names_the_line(tmp_path: Path) -> None:
+    config = tmp_path / "vigie.yaml"
+    config.write_text("upstream: http://legacy\n\nlisten:\n  port: 8080\n  host: [1]\n")
+    proc = subprocess.run([*VIGIE, "serve", "--config", str(config)], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2
+    assert f"{config}:5:" in proc.stderr and "listen.host" in proc.stderr
+
+
+def test_environment_wins_over_the_file(tmp_path: Path) -> None:
+    from vigie.config import load_settings
+
+    config = tmp_path / "vigie.yaml"
+    config.write_text("upstream: http://legacy:8000\nlisten: {port: 8080}\nredis: null\n")
+    settings = load_settings(config, {"VIGIE_UPSTREAM": "http://other:9000",
+                                      "VIGIE_LISTEN__PORT": "8181",
+                                      "VIGIE_REDIS": "redis://redis:6379/0"})
+    assert settings.upstream == "http://other:9000"
+    assert settings.listen.port == 8181
+    assert settings.redis == "redis://redis:6379/0"
+
+
+def test_demo_starts_prints_curl_commands_that_work_and_stops_on_ctrl_c() -> None:
+    proc = subprocess.Popen([*VIGIE, "demo"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            line = proc.stdout.readline()
+            lines.append(line)
+            if "Press Ctrl-C" in line:
+                break
+        output = "".join(lines)
+        assert "Press Ctrl-C" in output, output
+        curls = [line.strip() for line in lines if line.strip().startswith("curl -s -H")]
+        assert len(curls) == 3
+        for curl in curls:  # paste them, as a newcomer would
+            run = subprocess.run(["bash", "-c", curl + " -w '\\n%{http_code}'"],
+                                 capture_output=True, text=True, timeout=30)
+            assert run.stdout.strip().endswith("200"), run.stdout
+        assert "sees (HTTP 200)" in output
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
