@@ -24,8 +24,9 @@ planted_text = st.builds(lambda a, form, b: a + form + b,
                          st.sampled_from(["", " ", "NIR ", "x", "\n"]), st.sampled_from(FORMS),
                          st.sampled_from(["", " ", ".", "x", "\n"]))
 planted_number = st.sampled_from(COMPACT_DIGITS).map(int)
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**63 - 1), st.floats(allow_nan=False,
-                    allow_infinity=False), text, planted_text, planted_number)
+scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**63 - 1),
+                    st.floats(allow_nan=False, allow_infinity=False), text, planted_text,
+                    planted_number)
 keys = st.one_of(text, planted_text)
 documents = st.recursive(scalars, lambda inner: st.one_of(
     st.lists(inner, max_size=4), st.dictionaries(keys, inner, max_size=4)), max_leaves=25)
