@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from support.servers import free_socket, serve_in_thread
+from support.tokens import FakeIssuer
 from vigie.app import Vigie
 from vigie.config import load_settings
 from vigie.server import serve
@@ -105,16 +106,35 @@ def jwks_app(keys: Keys) -> Starlette:
     return Starlette(routes=[Route("/certs", endpoint)])
 
 
+def issuer_config(issuer: FakeIssuer, leeway_seconds: int = 30) -> str:
+    """The `issuers:` list entry (YAML) for a started FakeIssuer."""
+    algorithms = ", ".join(issuer.algorithms)
+    return (f"  - issuer: {issuer.issuer}\n"
+            f"    audiences: [{issuer.audience}]\n"
+            f"    jwks_url: {issuer.server.url}\n"
+            f"    algorithms: [{algorithms}]\n"
+            f"    client_claim: {issuer.client_claim}\n"
+            f"    leeway_seconds: {leeway_seconds}\n")
+
+
 class Harness:
+    """Vigie over loopback with the default issuer (`ISSUER`, `self.keys`, `token()`).
+
+    `issuers`: more trusted issuers, already started (`with FakeIssuer(...)`), each
+    with its own JWKS server; `keys`: reuse an RSA key (generating one is slow).
+    """
+
     def __init__(self, tmp: Path, policies: Mapping[str, str], *,
-                 config: str = "", env: Mapping[str, str] | None = None) -> None:
+                 config: str = "", env: Mapping[str, str] | None = None,
+                 issuers: Sequence[FakeIssuer] = (), keys: Keys | None = None) -> None:
         self.tmp = tmp
         self.policy_dir = tmp / "policies"
         self.policy_dir.mkdir(exist_ok=True)
         for name, text in policies.items():
             (self.policy_dir / name).write_text(text)
         self.audit_path = tmp / "audit.jsonl"
-        self.keys = Keys()
+        self.keys = keys or Keys()
+        self.issuers = tuple(issuers)
         self.upstream = ScriptedUpstream()
         self.extra_config = config
         self.env = dict(env or {})
@@ -138,7 +158,8 @@ class Harness:
             f"    jwks_url: {jwks_url}/certs\n"
             "    algorithms: [RS256]\n"
             "    client_claim: azp\n"
-            "upstream_timeout_seconds: 2\n"
+            + "".join(issuer_config(issuer) for issuer in self.issuers)
+            + "upstream_timeout_seconds: 2\n"
             "shutdown_grace_seconds: 5\n"
             f"guard: {{events_path: {self.tmp / 'events.jsonl'}}}\n"
             + self.extra_config)
@@ -177,6 +198,17 @@ class Harness:
         self.client.close()
         self.stop()
         self._stack.close()
+
+    def run(self, coroutine: Coroutine[Any, Any, Any], timeout: float = 15) -> Any:
+        """Run a coroutine on vigie's own event loop (where its stages live)."""
+        if self._loop is None:
+            raise RuntimeError("vigie is not running")
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
+
+    def refresh_jwks(self, issuer: str = ISSUER) -> bool:
+        """One JWKS refresh of `issuer` now, as the background refresh would do it."""
+        assert self.vigie is not None  # noqa: S101 - set by __enter__
+        return bool(self.run(self.vigie.authenticator.keys(issuer).refresh()))
 
     # -- tokens and requests --------------------------------------------------------
     def token(self, client: str, sub: str = "dr-house", *, scope: str = "",
