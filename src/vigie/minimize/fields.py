@@ -71,6 +71,9 @@ class _Node:
             return self.each
         return self.where.setdefault((step.key, step.value), _Node())
 
+    def is_leaf(self) -> bool:
+        return not self.keys and self.each is None and not self.where
+
     def element_child(self, element: Any) -> _Node | None:
         if self.where and isinstance(element, dict):
             for (key, wanted), node in self.where.items():
@@ -194,15 +197,22 @@ class RecordPlan:
         rule = node.rule or inherited
         if isinstance(value, dict) and node.keys:
             out: dict[str, Any] = {}
+            children = node.keys
+            dropping = rule.action is Action.DROP
             for key, item in value.items():
-                child = node.keys.get(key)
+                child = children.get(key)
+                if child is None and dropping:  # the common case: an unlisted field
+                    ctx.decision.masked["drop"] += 1
+                    continue
                 sub = f"{path}.{key}" if path else key
-                if child is not None:
+                if child is not None and child.rule is not None and child.is_leaf():
+                    present, new = self._act(item, child.rule, True, sub, ctx)
+                elif child is not None:
                     present, new = self._walk(item, child, rule, sub, ctx)
                 else:
                     present, new = self._act(item, rule, False, sub, ctx)
                 if present:
-                    out[scan_key(key, ctx.decision)] = new
+                    out[key if len(key) < nir.MIN_LENGTH else scan_key(key, ctx.decision)] = new
             return True, out
         if isinstance(value, list) and (node.each is not None or node.where):
             items: list[Any] = []

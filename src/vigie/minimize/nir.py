@@ -52,7 +52,7 @@ Span = tuple[int, int]
 
 
 def _key_ok(match: str) -> bool:
-    compact = _SEPARATORS.sub("", match).upper()
+    compact = match.upper() if len(match) == MIN_LENGTH else _SEPARATORS.sub("", match).upper()
     return calc_check_digits(compact[:13]) == compact[13:]
 
 

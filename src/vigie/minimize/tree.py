@@ -68,9 +68,13 @@ def scan_tree(value: Any, decision: Decision, depth: int = 0) -> Any:
         if isinstance(container, dict):
             rename = False
             for key, item in container.items():
-                if isinstance(item, dict | list):
+                kind = type(item)
+                if kind is str:
+                    if len(item) >= nir.MIN_LENGTH:
+                        container[key] = scan_scalar(item, decision)
+                elif kind is dict or kind is list:
                     stack.append((item, level + 1))
-                elif scalar_text(item) is not None:
+                elif kind is int or kind is float:
                     container[key] = scan_scalar(item, decision)
                 if len(key) >= nir.MIN_LENGTH and nir.contains(key):
                     rename = True
@@ -81,8 +85,12 @@ def scan_tree(value: Any, decision: Decision, depth: int = 0) -> Any:
                     container[scan_key(key, decision)] = item
         else:
             for index, item in enumerate(container):
-                if isinstance(item, dict | list):
+                kind = type(item)
+                if kind is str:
+                    if len(item) >= nir.MIN_LENGTH:
+                        container[index] = scan_scalar(item, decision)
+                elif kind is dict or kind is list:
                     stack.append((item, level + 1))
-                elif scalar_text(item) is not None:
+                elif kind is int or kind is float:
                     container[index] = scan_scalar(item, decision)
     return value
