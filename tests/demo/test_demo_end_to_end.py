@@ -98,9 +98,11 @@ def test_research_export_is_pseudonymized_and_nir_free(stack: DemoStack) -> None
     assert all(line["id"].startswith("psn_") for line in lines)
     assert len({line["id"] for line in lines}) == COUNT
     assert [line["birth_date"] for line in lines] == [str(r["birth_date"])[:4] for r in PATIENTS]
-    corsica = [line["address"]["postcode"] for line, r in zip(lines, PATIENTS, strict=True)
+    corsica = [(line["address"]["postcode"], str(r["nir"])[5:7])
+               for line, r in zip(lines, PATIENTS, strict=True)
                if str(r["address"]["postcode"]).startswith("20")]  # type: ignore[index]
-    assert corsica and all(len(code) in (2, 3) for code in corsica)
+    assert corsica and all(department in {"2A", "2B"} for department, _ in corsica)
+    assert all(department == born for department, born in corsica if born != "20")
     assert _nirs(response.text) == []
     assert not any(str(r["last_name"]) in response.text for r in PATIENTS[:50])
     again = stack.get("/export.ndjson", token)
