@@ -71,7 +71,7 @@ def exposed(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], cl
                        for name, start, end in ranges]
             for future in futures:
                 refs |= future.result()
-    return iter(sorted(refs, key=_natural_order))
+    return iter(_natural_sort(refs))
 
 
 def timestamp_bound(value: datetime | str, *, end_of_day: bool) -> bytes:
@@ -150,6 +150,10 @@ def _scan(buffer: mmap.mmap, start: int, end: int, query: _Query) -> set[str]:
     return refs
 
 
-def _natural_order(ref: str) -> tuple[int, int, str]:
-    """Numeric references in numeric order first, then the others alphabetically."""
-    return (0, int(ref), ref) if ref.isdigit() and len(ref) < 19 else (1, 0, ref)
+def _natural_sort(refs: set[str]) -> list[str]:
+    """Numeric references in numeric order first, then the others; C-level sorts only."""
+    numbers = [ref for ref in refs if ref.isdigit()]
+    others = sorted(ref for ref in refs if not ref.isdigit())
+    numbers.sort()
+    numbers.sort(key=len)  # stable: by length, then by digits, i.e. numeric order
+    return numbers + others
