@@ -120,7 +120,7 @@ class Proxy:
         principal: str | None = None
         try:
             with s.tracing.stage("authorize"):
-                identity = await s.authenticator.authenticate(_header(headers, "authorization"))
+                identity = await s.authenticator.authenticate(_credentials(headers))
                 decision.subject = identity.subject
                 principal = s.pseudonymizer.principal(identity.client, identity.subject)
                 grant = self._authorize(scope, identity, decision)
@@ -273,6 +273,13 @@ def _request_id(headers: Headers) -> str:
     if given and _REQUEST_ID.fullmatch(given):
         return given
     return secrets.token_hex(16)
+
+
+def _credentials(headers: Headers) -> str | None:
+    """The Authorization value; several are joined (RFC 9110 §5.3) so that they fail whole:
+    which of two credentials counts would be ambiguous, so neither does."""
+    values = [value for key, value in headers if key == "authorization"]
+    return ", ".join(values) if values else None
 
 
 def _header(headers: Headers, name: str) -> str | None:
