@@ -31,6 +31,7 @@ from vigie.policy.model import ClientPolicy, Mode, PolicySet, QueryRule, Route
 
 MAX_QUERY_FIELDS = 64
 _INTEGER = re.compile(r"[0-9]{1,18}")
+_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 
 RouteIndex = Mapping[int, tuple[Route, ...]]
 _INDEXES: dict[int, tuple[ClientPolicy, RouteIndex]] = {}
@@ -107,6 +108,9 @@ def check_query_rule(rule: QueryRule, query: str) -> None:
         return
     if ";" in query:
         raise BadRequest("';' is not a query separator here")
+    if query.count("%") != len(_ESCAPE.findall(query)):
+        # parse_qsl keeps "%ZZ" as text; another parser may not: refuse, as for paths.
+        raise BadRequest("malformed percent-escape in the query string")
     try:
         pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=True,
                           errors="strict", max_num_fields=MAX_QUERY_FIELDS)
