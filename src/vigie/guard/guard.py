@@ -70,6 +70,7 @@ class Guard:
         self._limits = lru_cache(maxsize=4096)(Limits.inherit)
         self._refresh = asyncio.Event()
         self._refresher: asyncio.Task[None] | None = None
+        self._closing = False
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -79,19 +80,22 @@ class Guard:
         self._refresher = asyncio.create_task(self._refresh_loop(), name="vigie-guard-gauges")
 
     async def close(self) -> None:
+        # A flag, not cancel(): on 3.11 a cancel racing asyncio.timeout can be swallowed.
+        self._closing = True
+        self._refresh.set()
         if self._refresher is not None:
-            self._refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refresher
+            await self._refresher
         await self.store.close()
         self.events.close()
 
     async def _refresh_loop(self) -> None:
-        while True:
+        while not self._closing:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(_REFRESH_SECONDS):
                     await self._refresh.wait()
             self._refresh.clear()
+            if self._closing:
+                return
             try:
                 await self.quarantines()
                 for client in list(self._scores):

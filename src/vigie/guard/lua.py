@@ -6,10 +6,11 @@ and both leave a TTL on every key they write. The arithmetic mirrors `guard.limi
 
 from __future__ import annotations
 
-# KEYS: 1 quarantine, 2 request TAT, 3 records TAT, 4 distinct-patient HLL (current window)
+# KEYS: 1 quarantine, 2 request TAT, 3 records TAT, 4 distinct-patient HLL (current window),
+#       5 the exact set of the same window's patients (kept while small)
 # ARGV: 1 check quarantine (1/0), 2 request interval ms (0: none), 3 request tolerance ms,
 #       4 penalty factor, 5 records interval ms (0: none), 6 records window ms,
-#       7 patient limit (0: none), 8 patient window end (epoch ms)
+#       7 patient limit (0: none), 8 patient window end (epoch ms), 9 exact-set cap
 # Returns {1, pttl, value} quarantined | {2, retry_ms, kind, reset_ms} refused |
 #         {0, remaining, reset_ms} admitted (remaining -1: no request budget)
 ADMIT = """
@@ -32,7 +33,9 @@ if rec_interval > 0 then
 end
 local limit = tonumber(ARGV[7])
 if limit > 0 then
-  if redis.call('PFCOUNT', KEYS[4]) >= limit then
+  local seen = redis.call('SCARD', KEYS[5])
+  if seen >= tonumber(ARGV[9]) then seen = redis.call('PFCOUNT', KEYS[4]) end
+  if seen >= limit then
     local wait = math.max(1, math.ceil(tonumber(ARGV[8]) - now))
     return {2, wait, 'patients', wait}
   end
@@ -64,5 +67,18 @@ local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
 local new_tat = tat + tonumber(ARGV[1]) * tonumber(ARGV[2])
 redis.call('SET', KEYS[1], string.format('%.3f', new_tat), 'PX', math.ceil(new_tat - now) + 1000)
+return 1
+"""
+
+# Distinct patients of one window: the HLL always, the exact set while under its cap, so
+# small counts (the common case) are exact like the in-memory counter.
+# KEYS: 1 HLL, 2 exact set; ARGV: 1 TTL seconds, 2 exact-set cap, 3.. patient references
+PATIENTS = """
+redis.call('PFADD', KEYS[1], unpack(ARGV, 3))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+if redis.call('SCARD', KEYS[2]) < tonumber(ARGV[2]) then
+  redis.call('SADD', KEYS[2], unpack(ARGV, 3))
+  redis.call('EXPIRE', KEYS[2], ARGV[1])
+end
 return 1
 """

@@ -7,6 +7,7 @@ share a Redis Cluster slot:
     <prefix>{<client>:<pseudonym>}:req        request GCRA TAT, TTL = backlog + 1 s
     <prefix>{<client>:<pseudonym>}:rec        records GCRA TAT, TTL = backlog + 1 s
     <prefix>{<client>:<pseudonym>}:pat:<w>    distinct patients HLL of window w, TTL 2 windows
+    <prefix>{<client>:<pseudonym>}:pats:<w>   the same patients as an exact set while < 256
     <prefix>{<client>}:req|rec|pat:<w>         the same for a client's aggregate
     <prefix>quarantines                       index hash for the admin list, TTL = longest
 
@@ -35,6 +36,7 @@ from redis.exceptions import NoScriptError, RedisError
 from vigie.guard import lua
 from vigie.guard.breaker import CircuitBreaker
 from vigie.guard.limits import Budget
+from vigie.guard.sketch import EXACT_LIMIT
 from vigie.guard.store import Check, MemoryStore, Quarantine, Verdict, principal_tag
 from vigie.telemetry.metrics import Metrics
 
@@ -65,11 +67,12 @@ class RedisStore:
             backend="redis")
         self.breaker = CircuitBreaker(failure_threshold, reset_seconds,
                                       on_change=self._health_changed)
-        self._sha = {"admit": "", "record": ""}
+        self._sha = {"admit": "", "record": "", "patients": ""}
         self._offset = 0.0  # Redis clock minus ours, for window names
         self._facts: list[tuple[str, Budget, int, Sequence[str]]] = []
         self._pending: dict[tuple[str, str], Quarantine] = {}
         self._wake = asyncio.Event()
+        self._flush_lock = asyncio.Lock()
         self._flusher: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -107,6 +110,7 @@ class RedisStore:
     async def _load_scripts(self) -> None:
         self._sha["admit"] = await self.redis.script_load(lua.ADMIT)
         self._sha["record"] = await self.redis.script_load(lua.RECORD)
+        self._sha["patients"] = await self.redis.script_load(lua.PATIENTS)
 
     # -- keys --------------------------------------------------------------------------
     def _key(self, tag: str, part: str) -> str:
@@ -149,20 +153,21 @@ class RedisStore:
         budget = check.budget
         window, window_end_ms = self._window(budget)
         keys = (self._key(check.tag, "q"), self._key(check.tag, "req"),
-                self._key(check.tag, "rec"), self._key(check.tag, f"pat:{window}"))
+                self._key(check.tag, "rec"), self._key(check.tag, f"pat:{window}"),
+                self._key(check.tag, f"pats:{window}"))
         args = ("1" if check.principal is not None else "0", repr(budget.request_interval_ms),
                 repr(budget.request_tolerance_ms), repr(check.penalty),
                 repr(budget.records_interval_ms), repr(budget.records_window_ms),
-                str(budget.patients_limit), repr(window_end_ms))
+                str(budget.patients_limit), repr(window_end_ms), str(EXACT_LIMIT))
         return (*keys, *args)
 
     async def _run(self, calls: list[tuple[str, ...]]) -> list[Any]:
         sha = self._sha["admit"]
         if len(calls) == 1:
-            return [await self.redis.evalsha(sha, 4, *calls[0])]
+            return [await self.redis.evalsha(sha, 5, *calls[0])]
         pipe = self.redis.pipeline(transaction=False)
         for call in calls:
-            pipe.evalsha(sha, 4, *call)
+            pipe.evalsha(sha, 5, *call)
         return list(await pipe.execute())
 
     def _verdict(self, check: Check, reply: list[Any]) -> Verdict:
@@ -212,6 +217,10 @@ class RedisStore:
                 log.exception("guard flush failed")
 
     async def flush(self) -> None:
+        async with self._flush_lock:
+            await self._flush()
+
+    async def _flush(self) -> None:
         if not (self._facts or self._pending) or not self.breaker.allow():
             return
         facts, self._facts = self._facts, []
@@ -243,20 +252,23 @@ class RedisStore:
     def _queue_facts(self, pipe: Any, facts: list[tuple[str, Budget, int, Sequence[str]]]
                      ) -> None:
         records: dict[tuple[str, float], int] = {}
-        patients: dict[tuple[str, int], set[str]] = {}
+        patients: dict[tuple[str, str, int], set[str]] = {}
         for tag, budget, count, refs in facts:
             if count and budget.records_interval_ms:
                 key = (self._key(tag, "rec"), budget.records_interval_ms)
                 records[key] = records.get(key, 0) + count
             if refs and budget.patients_limit:
                 window, _ = self._window(budget)
-                hll = (self._key(tag, f"pat:{window}"), budget.patients_window_s)
+                hll = (self._key(tag, f"pat:{window}"), self._key(tag, f"pats:{window}"),
+                       budget.patients_window_s)
                 patients.setdefault(hll, set()).update(refs)
         for (records_key, interval), total in records.items():
             pipe.evalsha(self._sha["record"], 1, records_key, repr(interval), str(total))
-        for (hll_key, window_s), members in patients.items():
-            pipe.pfadd(hll_key, *members)
-            pipe.expire(hll_key, 2 * window_s)
+        for (hll_key, set_key, window_s), members in patients.items():
+            ordered = sorted(members)
+            for start in range(0, len(ordered), 500):  # Lua unpack() has a stack limit
+                pipe.evalsha(self._sha["patients"], 2, hll_key, set_key, str(2 * window_s),
+                             str(EXACT_LIMIT), *ordered[start:start + 500])
 
     def _queue_quarantines(self, pipe: Any, quarantines: Any) -> None:
         for q in quarantines:
@@ -275,7 +287,8 @@ class RedisStore:
         lifted = self._pending.pop((client, subject), None) is not None or lifted
         probe = Quarantine(client, subject, 0.0, "")
         try:
-            async with asyncio.timeout(max(self.timeout, 1.0)):
+            # Under the flush lock: a flush in flight must not re-create the key afterwards.
+            async with self._flush_lock, asyncio.timeout(max(self.timeout, 1.0)):
                 pipe = self.redis.pipeline(transaction=False)
                 pipe.delete(self._key(_tag(probe), "q"))
                 pipe.hdel(self._index, _field(client, subject))
