@@ -89,7 +89,7 @@ class Guard:
         self.events.close()
 
     async def _refresh_loop(self) -> None:
-        while not self._closing:
+        while True:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(_REFRESH_SECONDS):
                     await self._refresh.wait()
