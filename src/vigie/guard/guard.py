@@ -25,7 +25,7 @@ from vigie.errors import Throttled
 from vigie.guard.events import SecurityEvents
 from vigie.guard.limits import Budget, rate_limit_headers
 from vigie.guard.redis_store import RedisStore
-from vigie.guard.signals import GuardTuning, PrincipalSignals
+from vigie.guard.signals import Detection, GuardTuning, PrincipalSignals
 from vigie.guard.store import (
     Check,
     GuardStore,
@@ -197,13 +197,15 @@ class Guard:
                                      max_page)
         score = signals.score()
         key = (client, pseudonym)
+        if not detections and score >= self.tuning.quarantine_score and \
+                len(signals.strengths()) > 1:
+            detections = [Detection("combined", score)]  # several signals, none alone at 1
         for detection in detections:
             self.metrics.enumeration_detections.labels(client=client,
                                                        signal=detection.signal).inc()
-        if detections or score >= self.tuning.quarantine_score:
-            signal = detections[0].signal if detections else "combined"
-            self._quarantine(client, pseudonym, signal, grant.mode, "enumeration_detected",
-                             [d.signal for d in detections[1:]])
+        if detections:
+            self._quarantine(client, pseudonym, detections[0].signal, grant.mode,
+                             "enumeration_detected", [d.signal for d in detections[1:]])
             decision.anomaly_score = 1.0
             self._throttled.discard(key)
             return

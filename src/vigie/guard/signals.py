@@ -3,6 +3,8 @@
 Each signal has a strength in [0, 1]; the score is their noisy-or
 `1 - prod(1 - s)`, also in [0, 1]. A signal whose strength reaches 1 is a detection:
 it is reported once and its evidence is consumed (so one run is one detection).
+Several signals whose noisy-or reaches `quarantine_score` without any of them reaching 1
+make a `combined` detection (decided by the Guard).
 
 - sequential_ids: numeric path parameters walked with a small constant stride
   (42, 43, 44, ... or 900, 898, 896, ...); strength = run length / `sequential_run`.
@@ -59,7 +61,7 @@ class GuardTuning:
     baseline_ratio_start: float = 4.0
     baseline_ratio_detect: float = 12.0
     throttle_score: float = 0.5  # at or above: requests slowed by penalty_factor
-    quarantine_score: float = 0.95  # at or above (or any detection): quarantine
+    quarantine_score: float = 0.95  # several signals adding up to this: "combined" detection
     penalty_factor: float = 4.0
     max_principals: int = 50_000
 
