@@ -18,8 +18,8 @@ TUNING = GuardTuning()
 def lookups(signals: PrincipalSignals, ids: list[int], status: int = 200) -> list[str]:
     found: list[str] = []
     for step, number in enumerate(ids):  # one lookup every 3 s: 100 per baseline window
-        detections = signals.observe(1000.0 + 3 * step, "read-patient", {"id": str(number)}, "", status,
-                                     1 if status == 200 else 0, 0)
+        detections = signals.observe(1000.0 + 3 * step, "read-patient", {"id": str(number)},
+                                     "", status, 1 if status == 200 else 0, 0)
         found += [d.signal for d in detections]
     return found
 
@@ -101,8 +101,8 @@ def test_withheld_records_count_as_misses() -> None:
 def searches(signals: PrincipalSignals, queries: list[str]) -> list[str]:
     found: list[str] = []
     for step, query in enumerate(queries):
-        found += [d.signal for d in signals.observe(1000.0 + 30 * step, "search-patients", {}, query, 200,
-                                                    10, 0, 50)]
+        found += [d.signal for d in signals.observe(1000.0 + 30 * step, "search-patients", {},
+                                                    query, 200, 10, 0, 50)]
     return found
 
 
