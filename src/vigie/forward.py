@@ -28,7 +28,11 @@ HOP_BY_HOP = frozenset({
 _IDENTITY_PREFIXES = ("x-vigie-", "x-forwarded-", "x-user", "x-client")
 # The bearer token stays here: the upstream gets X-Vigie-Client and X-Vigie-User instead.
 _IDENTITY_HEADERS = frozenset({"forwarded", "x-real-ip", "authorization", "host",
-                               "traceparent", "x-request-id"})
+                               "traceparent", "x-request-id",
+                               # honoured by some back ends to change the method or path
+                               # after authorization (OWASP API5): never forwarded
+                               "x-http-method-override", "x-http-method", "x-method-override",
+                               "x-original-url", "x-rewrite-url"})
 # Not forwarded on routes that mask: a partial or cached body cannot be inspected whole.
 CONDITIONAL_HEADERS = frozenset({"range", "if-range", "if-match", "if-none-match",
                                  "if-modified-since", "if-unmodified-since"})
