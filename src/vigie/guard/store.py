@@ -114,8 +114,9 @@ class _Bucket:
 class MemoryStore:
     """Per-process state, bounded by LRU over subjects that are not penalized.
 
-    A subject currently refused by one of its budgets is never evicted (evicting it
-    would hand it a fresh budget); quarantines are kept apart and expire on their own.
+    A subject currently refused by one of its budgets is not evicted (evicting it would
+    hand it a fresh budget) unless the store reaches twice `max_subjects`, its hard
+    ceiling; quarantines are kept apart, never evicted, and expire on their own.
     """
 
     backend = "memory"
@@ -209,6 +210,11 @@ class MemoryStore:
         return bucket
 
     def _evict(self, now_ms: float) -> None:
+        if len(self._buckets) > 2 * self.max_subjects:
+            # The hard ceiling: memory stays bounded even under a flood of penalized
+            # principals (a flood only many valid accounts can make).
+            self._buckets.popitem(last=False)
+            return
         for _ in range(min(32, len(self._buckets) - 1)):
             tag, (bucket, budget) = next(iter(self._buckets.items()))
             if self._penalized(bucket, budget, now_ms):
@@ -216,7 +222,7 @@ class MemoryStore:
                 continue
             del self._buckets[tag]
             return
-        # Every candidate is penalized: grow rather than forgive one of them.
+        # Every candidate is penalized: grow (up to the ceiling) rather than forgive one.
 
     @staticmethod
     def _penalized(bucket: _Bucket, budget: Budget, now_ms: float) -> bool:
