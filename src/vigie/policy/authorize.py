@@ -1,6 +1,7 @@
 """Decide whether one verified request is allowed by its client's policy, and how.
 
-`authorize` runs, in order: client policy lookup (403 unknown_client), path
+`authorize` runs, in order: client policy lookup (403 unknown_client, also when
+the policy names another `issuer`), path
 normalization (400), route match (403 no_route), scopes (403 scope), query
 rules (400). It returns the `Grant` the rest of the pipeline works from: the
 route, the normalized path the upstream receives, the validated raw query and
@@ -40,7 +41,7 @@ _INDEXES: dict[int, tuple[ClientPolicy, RouteIndex]] = {}
 def authorize(policies: PolicySet, identity: Identity, method: str, raw_path: bytes,
               query_string: bytes, default_mode: Mode) -> Grant:
     """The Grant for this request, or Forbidden / BadRequest saying why not."""
-    policy = policies.get(identity.client)
+    policy = client_policy(policies, identity)
     if policy is None:
         raise Forbidden("unknown_client")
     path = normalize(raw_path)
@@ -61,6 +62,14 @@ def authorize(policies: PolicySet, identity: Identity, method: str, raw_path: by
         params=path_params(route, segments),
         mode=policy.mode or default_mode,
     )
+
+
+def client_policy(policies: PolicySet, identity: Identity) -> ClientPolicy | None:
+    """The identity's policy; a policy pinned to an issuer ignores every other issuer."""
+    policy = policies.get(identity.client)
+    if policy is None or (policy.issuer is not None and policy.issuer != identity.issuer):
+        return None
+    return policy
 
 
 def split_path(path: str) -> list[str]:

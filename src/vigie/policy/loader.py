@@ -43,7 +43,7 @@ from vigie.rates import Limits
 API_VERSION = "vigie/v1"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _TOP_KEYS = ("apiVersion", "client", "description", "mode", "routes", "limits",
-             "client_limits")
+             "client_limits", "issuer")
 _ROUTE_KEYS = ("name", "methods", "path", "scopes", "query", "response")
 _QUERY_KEYS = ("allowed", "max")
 _RESPONSE_KEYS = ("records", "fields", "unlisted", "bind")
@@ -197,6 +197,8 @@ class _FileReader:
             if "client" in top else None
         if client is not None:
             self.client = (client, self.lines.line(("client",)))
+        issuer = self.text(top.get("issuer"), ("issuer",), "the issuer's exact `iss` value") \
+            if "issuer" in top else None
         description = top.get("description", "")
         if not isinstance(description, str):
             self.error(("description",), "must be a string")
@@ -213,7 +215,8 @@ class _FileReader:
         if self.errors or client is None:
             return None
         return ClientPolicy(client=client, routes=routes, description=description, mode=mode,
-                            limits=limits, client_limits=client_limits, source=self.path)
+                            limits=limits, client_limits=client_limits, source=self.path,
+                            issuer=issuer)
 
     def limits(self, raw: Any, path: yamlsrc.Path) -> Limits:
         if raw is None:

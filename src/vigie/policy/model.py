@@ -139,6 +139,8 @@ class ClientPolicy:
     limits: Limits = Limits()
     client_limits: Limits | None = None
     source: Path | None = None
+    # When set, only tokens of this issuer act as this client (client names are per issuer).
+    issuer: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
