@@ -159,3 +159,43 @@ async def test_observe_never_raises_and_skips_refused_requests(backend) -> None:
     broken.patients = None  # type: ignore[assignment]  # a stage bug must not escape observe
     broken.records = 3
     await kit.guard.observe(who, read(pol, "1"), broken)
+
+
+async def test_guard_builds_its_store_from_settings(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from support.guard import REDIS_URL, require_redis
+    from vigie.guard import Guard, MemoryStore, RedisStore
+    from vigie.pseudonym import Pseudonymizer
+    from vigie.telemetry.metrics import Metrics
+
+    conf = settings(events_path=str(tmp_path / "events.jsonl"))
+    metrics = Metrics(process_collectors=False)
+    memory = Guard(conf, metrics, Pseudonymizer.ephemeral())
+    assert isinstance(memory.store, MemoryStore)
+    await memory.start()
+    assert metrics.registry.get_sample_value("vigie_state_backend_up",
+                                             {"backend": "memory"}) == 1
+    await memory.close()
+
+    require_redis()
+    shared = Guard(replace(conf, redis=REDIS_URL), metrics, Pseudonymizer.ephemeral())
+    assert isinstance(shared.store, RedisStore)
+    await shared.start()
+    assert metrics.registry.get_sample_value("vigie_state_backend_up",
+                                             {"backend": "redis"}) == 1
+    await shared.close()
+
+
+async def test_quarantined_gauge_follows_without_anyone_listing(backend) -> None:
+    import asyncio
+
+    kit = await backend.guard(settings(decoys=DECOYS))
+    pol = policy(principal=limits(enumeration=False))
+    with pytest.raises(Throttled):
+        await kit.guard.admit(identity(), read(pol, "990001"), decision())
+    for _ in range(50):
+        if kit.sample("vigie_quarantined_clients") == 1:
+            break
+        await asyncio.sleep(0.02)
+    assert kit.sample("vigie_quarantined_clients") == 1

@@ -17,7 +17,10 @@ import logging
 import math
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from functools import lru_cache
+
+from prometheus_client import Gauge
 
 from vigie.config import Settings
 from vigie.context import Decision, Grant, Identity
@@ -35,12 +38,21 @@ from vigie.guard.store import (
     client_tag,
     principal_tag,
 )
-from vigie.policy.model import Mode
+from vigie.policy.model import ClientPolicy, Mode
 from vigie.pseudonym import Pseudonymizer
 from vigie.rates import Limits
 from vigie.telemetry.metrics import Metrics
 
 log = logging.getLogger("vigie.guard")
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    policy: ClientPolicy
+    limits: Limits
+    budget: Budget
+    client_limits: Limits | None
+    client_budget: Budget | None
+
 
 _NOT_FORWARDED = frozenset({"throttled", "quarantined", "denied"})
 _REFRESH_SECONDS = 5.0
@@ -66,8 +78,8 @@ class Guard:
         self._throttled: set[tuple[str, str]] = set()
         self._pseudonym = lru_cache(maxsize=65_536)(pseudonymizer.principal)
         self._decoy_refs = lru_cache(maxsize=1024)(self._decoys_for)
-        self._budget = lru_cache(maxsize=4096)(Budget.of)
-        self._limits = lru_cache(maxsize=4096)(Limits.inherit)
+        self._compiled: dict[int, _Compiled] = {}
+        self._gauges: dict[str, Gauge] = {}
         self._refresh = asyncio.Event()
         self._refresher: asyncio.Task[None] | None = None
         self._closing = False
@@ -107,8 +119,8 @@ class Guard:
     async def admit(self, identity: Identity, grant: Grant, decision: Decision) -> None:
         client = identity.client
         pseudonym = self._pseudonym(client, identity.subject)
-        limits = self._limits(grant.policy.limits, self.settings.limits)
-        client_limits = grant.policy.client_limits
+        compiled = self._compile(grant.policy)
+        limits, client_limits = compiled.limits, compiled.client_limits
         report_only = grant.mode is Mode.REPORT_ONLY
         signals = self._signals.get((client, pseudonym)) if limits.enumeration else None
         score = signals.score() if signals is not None else 0.0
@@ -122,10 +134,10 @@ class Guard:
             return
 
         penalty = self.tuning.penalty_factor if score >= self.tuning.throttle_score else 1.0
-        checks = [Check(principal_tag(client, pseudonym), self._budget(limits), penalty,
+        checks = [Check(principal_tag(client, pseudonym), compiled.budget, penalty,
                         (client, pseudonym))]
-        if client_limits is not None:
-            checks.append(Check(client_tag(client), self._budget(client_limits)))
+        if compiled.client_budget is not None:
+            checks.append(Check(client_tag(client), compiled.client_budget))
         verdicts = await self.store.admit(checks)
 
         first = verdicts[0]
@@ -171,14 +183,14 @@ class Guard:
             return
         client = identity.client
         pseudonym = self._pseudonym(client, identity.subject)
-        limits = self._limits(grant.policy.limits, self.settings.limits)
+        compiled = self._compile(grant.policy)
+        limits = compiled.limits
         patients = decision.patients
         if decision.records or patients:
-            self.store.record(principal_tag(client, pseudonym), self._budget(limits),
+            self.store.record(principal_tag(client, pseudonym), compiled.budget,
                               decision.records, patients)
-            client_limits = grant.policy.client_limits
-            if client_limits is not None:
-                self.store.record(client_tag(client), self._budget(client_limits),
+            if compiled.client_budget is not None:
+                self.store.record(client_tag(client), compiled.client_budget,
                                   decision.records, patients)
         if self._decoys and patients and not self._decoy_refs(client).isdisjoint(patients):
             self._quarantine(client, pseudonym, "decoy", grant.mode, "decoy_disclosed")
@@ -218,6 +230,21 @@ class Guard:
         elif score < self.tuning.throttle_score:
             self._throttled.discard(key)
         self._set_score(client, pseudonym, score)
+
+    def _compile(self, policy: ClientPolicy) -> _Compiled:
+        """Limits and budgets of a policy, computed once per policy object (reloads
+        bring new objects; hashing frozen dataclasses per request costs too much)."""
+        found = self._compiled.get(id(policy))
+        if found is not None and found.policy is policy:
+            return found
+        if len(self._compiled) > 4096:
+            self._compiled.clear()
+        limits = policy.limits.inherit(self.settings.limits)
+        client_limits = policy.client_limits
+        found = _Compiled(policy, limits, Budget.of(limits), client_limits,
+                          None if client_limits is None else Budget.of(client_limits))
+        self._compiled[id(policy)] = found
+        return found
 
     def _signals_for(self, client: str, pseudonym: str) -> PrincipalSignals:
         key = (client, pseudonym)
@@ -280,6 +307,8 @@ class Guard:
     def _set_score(self, client: str, pseudonym: str, score: float, until: float = 0.0) -> None:
         scores = self._scores.setdefault(client, {})
         previous = scores.get(pseudonym)
+        if previous is None and score <= 0.0 and not until:
+            return  # the common case: nothing to publish
         if previous is not None and previous[1] > time.time():
             until = max(until, previous[1])
         if score <= 0.0 and not until:
@@ -301,4 +330,7 @@ class Guard:
                 scores[pseudonym] = (score, 0.0) if score < 1.0 else (0.0, 0.0)
                 score = scores[pseudonym][0]
             best = max(best, 1.0 if until > now else score)
-        self.metrics.anomaly_score.labels(client=client).set(best)
+        gauge = self._gauges.get(client)
+        if gauge is None:
+            gauge = self._gauges[client] = self.metrics.anomaly_score.labels(client=client)
+        gauge.set(best)
