@@ -199,3 +199,16 @@ async def test_quarantined_gauge_follows_without_anyone_listing(backend) -> None
             break
         await asyncio.sleep(0.02)
     assert kit.sample("vigie_quarantined_clients") == 1
+
+
+async def test_a_report_only_quarantine_is_not_enforced_once_the_client_enforces(
+        backend) -> None:  # type: ignore[no-untyped-def]
+    kit = await backend.guard(settings(decoys=DECOYS))
+    watched = policy(principal=limits(enumeration=False), mode=Mode.REPORT_ONLY)
+    enforced = policy(principal=limits(enumeration=False))
+    who = identity()
+    await kit.guard.admit(who, read(watched, "990001", Mode.REPORT_ONLY), decision())
+    await kit.guard.store.flush()
+    later = decision()
+    await kit.guard.admit(who, read(enforced, "5"), later)
+    assert later.would_block == "quarantined" and later.decision == "allowed"

@@ -107,7 +107,8 @@ async def test_keys_are_hash_tagged_by_principal_and_all_expire(prefix: str,
         who = identity()
         grant = search(pol, "last_name=martin")
         await kit.guard.admit(who, grant, decision())
-        await kit.guard.observe(who, grant, answered(decision(), patients=["1", "2"]))
+        await kit.guard.observe(who, grant, answered(
+            decision(), patients=["patient-secret-77", "patient-secret-78"]))
         with pytest.raises(Throttled):
             await kit.guard.admit(identity(subject="x"), read(pol, "990001"), decision())
         await kit.guard.store.flush()
@@ -126,6 +127,7 @@ async def test_keys_are_hash_tagged_by_principal_and_all_expire(prefix: str,
             assert client.pttl(key) > 0, key
         values = b" ".join(client.dump(k) or b"" for k in keys)
         assert b"dr-house" not in values
+        assert b"patient-secret" not in values  # patients are counted by keyed digest
     finally:
         client.close()
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import math
 import time
@@ -79,6 +80,8 @@ class Guard:
         self._pseudonym = lru_cache(maxsize=65_536)(pseudonymizer.principal)
         self._decoy_refs = lru_cache(maxsize=1024)(self._decoys_for)
         self._compiled: dict[int, _Compiled] = {}
+        # Same on every replica sharing the pseudonym key, so distinct counts agree.
+        self._ref_key = pseudonymizer.token("vigie.guard", "patient-digest-key").encode()[:64]
         self._gauges: dict[str, Gauge] = {}
         self._refresh = asyncio.Event()
         self._refresher: asyncio.Task[None] | None = None
@@ -143,8 +146,10 @@ class Guard:
         first = verdicts[0]
         if first.quarantine is not None:
             decision.anomaly_score = 1.0
+            # A quarantine decided in report-only is recorded, never enforced later on.
+            recorded_only = report_only or first.quarantine.mode == Mode.REPORT_ONLY.value
             self._refuse(decision, "quarantined", "quarantined", first.retry_after_s, limits,
-                         client_limits, report_only)
+                         client_limits, recorded_only)
             return
         for verdict, scope in zip(verdicts, ("", "client-"), strict=False):
             if verdict.refused is None:
@@ -187,11 +192,12 @@ class Guard:
         limits = compiled.limits
         patients = decision.patients
         if decision.records or patients:
+            digests = [self._digest(ref) for ref in patients] if patients else []
             self.store.record(principal_tag(client, pseudonym), compiled.budget,
-                              decision.records, patients)
+                              decision.records, digests)
             if compiled.client_budget is not None:
                 self.store.record(client_tag(client), compiled.client_budget,
-                                  decision.records, patients)
+                                  decision.records, digests)
         if self._decoys and patients and not self._decoy_refs(client).isdisjoint(patients):
             self._quarantine(client, pseudonym, "decoy", grant.mode, "decoy_disclosed")
             decision.anomaly_score = 1.0
@@ -263,6 +269,10 @@ class Guard:
                 self._drop_score(*oldest)
                 break
         return found
+
+    def _digest(self, ref: str) -> str:
+        # Stores count patients by keyed digest: Redis never holds who saw which patient.
+        return hashlib.blake2b(ref.encode(), key=self._ref_key, digest_size=8).hexdigest()
 
     def _decoys_for(self, client: str) -> frozenset[str]:
         # Disclosed references are ids, or their pseudonyms on routes that pseudonymize.
