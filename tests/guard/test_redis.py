@@ -206,3 +206,52 @@ async def test_redis_unreachable_from_the_start_never_raises(tmp_path: Path) -> 
         assert await kit.guard.lift("gp-frontdesk", "psn_x") is False
     finally:
         await kit.guard.close()
+
+
+async def test_a_slow_redis_costs_at_most_the_timeout(tmp_path: Path) -> None:
+    import time
+
+    server = ThrowawayRedis()
+    server.start()
+    metrics = Metrics(process_collectors=False)
+    kit = make_guard(redis_store("vigie-slow:", metrics, url=server.url), tmp_path,
+                     metrics=metrics)
+    await kit.guard.start()
+    try:
+        pol = policy(principal=limits(requests="600/minute"))
+        await kit.guard.admit(identity(), read(pol, "1"), decision())
+        pauser = redis.Redis.from_url(server.url)
+        pauser.execute_command("CLIENT", "PAUSE", "1500", "ALL")  # every command now hangs
+        pauser.close()
+        started = time.perf_counter()
+        await kit.guard.admit(identity(), read(pol, "2"), decision())
+        assert time.perf_counter() - started < 0.3
+    finally:
+        await kit.guard.close()
+        server.kill()
+
+
+def test_breaker_opens_probes_once_and_closes() -> None:
+    from vigie.guard.breaker import BreakerState, CircuitBreaker
+
+    now = [0.0]
+    changes: list[bool] = []
+    breaker = CircuitBreaker(threshold=3, reset_seconds=2.0, clock=lambda: now[0],
+                             on_change=changes.append)
+    breaker.failure()
+    breaker.success()  # a success resets the count
+    breaker.failure()
+    breaker.failure()
+    assert breaker.allow()
+    breaker.failure()
+    assert breaker.state is BreakerState.OPEN and changes == [False]
+    assert not breaker.allow()
+    now[0] = 2.0
+    assert breaker.allow()  # the one probe
+    assert not breaker.allow()
+    breaker.failure()  # probe failed: open again
+    assert breaker.state is BreakerState.OPEN and not breaker.allow()
+    now[0] = 4.5
+    assert breaker.allow()
+    breaker.success()
+    assert breaker.closed and changes == [False, False, True]
