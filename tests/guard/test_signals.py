@@ -265,3 +265,18 @@ async def test_report_only_scraper_is_recorded_not_blocked(backend) -> None:
     assert "quarantined" in blocked
     assert kit.sample("vigie_enumeration_detections_total", client="gp-frontdesk",
                       signal="deep_paging") >= 1
+
+
+async def test_withheld_404s_denied_by_the_proxy_feed_the_not_found_signal(backend) -> None:
+    kit = await backend.guard()
+    pol = policy(principal=limits(enumeration=True))
+    who = identity()
+    rng = random.Random(8)
+    for _ in range(TUNING.lookup_min):
+        grant = read(pol, str(rng.randrange(10**7)))
+        made = decision()
+        await kit.guard.admit(who, grant, made)
+        made.status, made.decision, made.withheld = 404, "denied", 1  # bind failed: 404
+        await kit.guard.observe(who, grant, made)
+    assert kit.sample("vigie_enumeration_detections_total", client="gp-frontdesk",
+                      signal="not_found_ratio") == 1

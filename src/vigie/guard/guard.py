@@ -55,7 +55,9 @@ class _Compiled:
     client_budget: Budget | None
 
 
-_NOT_FORWARDED = frozenset({"throttled", "quarantined", "denied"})
+# Refused by the guard itself, so never forwarded. "denied" is observed: after forwarding
+# it is the 404 of a withheld record, the very thing the not-found signal counts.
+_NOT_FORWARDED = frozenset({"throttled", "quarantined"})
 _REFRESH_SECONDS = 5.0
 
 
