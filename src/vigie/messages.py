@@ -48,8 +48,8 @@ class UpstreamResponse:
 class OutgoingResponse:
     """`body` is bytes when buffered, or an async iterator when streamed.
 
-    `on_complete` (if set) runs after the last chunk was produced and before it
-    is sent: the proxy writes the audit line there for streamed bodies.
+    For a streamed body the Decision's counts are final once the iterator is
+    exhausted; the proxy holds the last chunk back until the audit line is written.
     """
 
     status: int

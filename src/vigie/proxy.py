@@ -130,7 +130,13 @@ class Proxy:
                 upstream = await self._forward(scope, receive, headers, identity, grant,
                                                principal, decision)
             with s.tracing.stage("minimize"):
-                outgoing = await s.minimizer.minimize(upstream, grant, identity, decision)
+                try:
+                    outgoing = await s.minimizer.minimize(upstream, grant, identity, decision)
+                except BaseException:
+                    await upstream.aclose()
+                    raise
+                if isinstance(outgoing.body, bytes):
+                    await upstream.aclose()
         except VigieError as exc:
             await self._refuse(send, exc, decision, identity, grant, principal)
             return
@@ -249,6 +255,10 @@ class Proxy:
             decision.reason = type(exc).__name__
             log.warning("stream aborted request_id=%s: %s", decision.request_id, exc.title)
             return
+        finally:
+            aclose = getattr(body, "aclose", None)
+            if aclose is not None:  # the client may be gone before the stream was read
+                await aclose()
         await send({"type": "http.response.body", "body": pending, "more_body": False})
 
     def _count(self, decision: Decision) -> None:

@@ -14,6 +14,7 @@ import signal
 import socket
 import threading
 from collections.abc import Callable, Generator
+from typing import Any, cast
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -42,7 +43,8 @@ class OriginFormProtocol(HttpToolsProtocol):
     """
 
     def on_headers_complete(self) -> None:
-        self.scope[ORIGIN_FORM] = self.url.startswith(b"/")
+        scope = cast(dict[str, Any], self.scope)
+        scope[ORIGIN_FORM] = self.url.startswith(b"/")
         super().on_headers_complete()
 
 
