@@ -98,6 +98,7 @@ def processes(work: Path, redis_port: int) -> Iterator[dict[str, str]]:
                                       env={**os.environ, **(env or {})}))
 
     up, ngx, naive, vig, vig_redis, admin1, admin2 = (free_port() for _ in range(7))
+    work.chmod(0o755)  # nginx workers drop root and must read the static files
     static = work / "static"
     (static / "patients").mkdir(parents=True)
     (static / "patients" / "42").write_bytes(orjson.dumps(record_1k()))
