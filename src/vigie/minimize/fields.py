@@ -175,8 +175,10 @@ class RecordPlan:
         """Object-level bindings: every bound field equals its claim; missing never matches."""
         for binding in self.rule.bind:
             claim = identity.claim_text(binding.claim)
-            value = as_text(select_first(record, binding.field.steps))
-            if claim is None or value is None or value != claim:
+            field = select_first(record, binding.field.steps)
+            # Booleans and empty values are never identifiers: they never match.
+            value = None if isinstance(field, bool) else as_text(field)
+            if not claim or not value or value != claim:
                 return False
         return True
 
