@@ -21,7 +21,7 @@ from vigie.audit import AuditLog
 from vigie.auth import Authenticator
 from vigie.config import Settings
 from vigie.errors import ConfigError
-from vigie.forward import HttpxForwarder
+from vigie.forward import AiohttpForwarder, Forwarder, HttpxForwarder
 from vigie.guard import Guard
 from vigie.minimize import Minimizer
 from vigie.policy.model import Action, PolicySet
@@ -71,8 +71,7 @@ class Vigie:
             authenticator=authenticator,
             policies=policies,
             guard=guard,
-            forwarder=HttpxForwarder(settings.upstream, timeout=settings.upstream_timeout_seconds,
-                                     connect_timeout=settings.upstream_connect_timeout_seconds),
+            forwarder=_forwarder(settings),
             minimizer=Minimizer(metrics, record_pseudonymizer, settings.max_response_bytes),
             audit=audit,
             metrics=metrics,
@@ -103,6 +102,12 @@ class Vigie:
         await self.authenticator.close()
         self.audit.close()
         self.stages.tracing.shutdown()
+
+
+def _forwarder(settings: Settings) -> Forwarder:
+    kind = AiohttpForwarder if os.environ.get("VIGIE_FORWARDER") != "httpx" else HttpxForwarder
+    return kind(settings.upstream, timeout=settings.upstream_timeout_seconds,
+                connect_timeout=settings.upstream_connect_timeout_seconds)
 
 
 def _record_pseudonymizer(settings: Settings, policies: PolicySet) -> Pseudonymizer | None:

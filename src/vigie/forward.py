@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import httpx
+import yarl
 from httpx_aiohttp import AiohttpTransport
 
 from vigie.errors import UpstreamError, UpstreamTimeout
@@ -145,6 +146,75 @@ class HttpxForwarder:
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+class AiohttpForwarder:
+    """aiohttp's client directly: the same seam, without httpx's per-request layer."""
+
+    def __init__(self, upstream: str, *, timeout: float, connect_timeout: float,
+                 max_connections: int = 512) -> None:
+        parts = urlsplit(upstream)
+        if parts.hostname is None:
+            raise ValueError("the upstream URL has no host")
+        self._scheme = parts.scheme
+        self._host = parts.hostname
+        self._port = parts.port
+        self._base_path = parts.path.rstrip("/")
+        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout,
+                                              sock_read=timeout)
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    def url(self, path: str, query: str) -> yarl.URL:
+        """Always the configured scheme, host and port; the path only ever appended."""
+        return yarl.URL.build(scheme=self._scheme, host=self._host, port=self._port,
+                              path=self._base_path + path, query_string=query, encoded=True)
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:  # created inside the serving loop
+            connector = aiohttp.TCPConnector(limit=self._max_connections, keepalive_timeout=30,
+                                             ttl_dns_cache=60)
+            self._session = aiohttp.ClientSession(
+                connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False,
+                timeout=self._timeout, skip_auto_headers=("User-Agent", "Accept-Encoding",
+                                                          "Accept"))
+        return self._session
+
+    async def send(self, method: str, path: str, query: str, headers: Headers,
+                   body: AsyncIterator[bytes] | None) -> UpstreamResponse:
+        try:
+            response = await self._client().request(
+                method, self.url(path, query), headers=headers, data=body,
+                allow_redirects=False, compress=None)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise _translate_aiohttp(exc) from exc
+        raw_headers = [(k.decode("latin-1").lower(), v.decode("latin-1"))
+                       for k, v in response.raw_headers]
+
+        async def chunks() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in response.content.iter_any():
+                    yield chunk
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                raise _translate_aiohttp(exc) from exc
+
+        async def close() -> None:
+            response.release()
+
+        return UpstreamResponse(status=response.status, headers=response_headers(raw_headers),
+                                body=chunks(), aclose=close)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+def _translate_aiohttp(exc: BaseException) -> UpstreamError | UpstreamTimeout:
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return UpstreamError("the upstream service is unavailable")  # unreachable
+    if isinstance(exc, aiohttp.ServerTimeoutError | TimeoutError):
+        return UpstreamTimeout("the upstream service did not answer in time")
+    return UpstreamError("the upstream service is unavailable")
 
 
 def _translate(exc: Exception) -> UpstreamError | UpstreamTimeout:
