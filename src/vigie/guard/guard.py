@@ -1,10 +1,14 @@
 """The bulk-extraction guard: admits or refuses a request, then learns from its answer.
 
 `admit` runs before forwarding: quarantine, decoy path ids, budgets (one store call),
-and the anomaly throttle (a principal with score >= `throttle_score` gets its request
-rate divided by `penalty_factor`). `observe` runs after the response is built: it
-feeds the late facts (records, patients) to the store, checks disclosed records for
-decoys, and updates the enumeration signals; a detection quarantines the principal.
+and the anomaly throttle (a principal with score >= `throttle_score`, or any principal of
+a client under a coordinated-extraction alert, gets its request rate divided by
+`penalty_factor`). `observe` runs after the response is built: it feeds the late facts
+(records, patients) to the store, checks disclosed records for decoys, and updates the
+enumeration signals; a detection quarantines the principal. `coordinated_principals`
+anomalous principals of one client within `coordinated_window_s` raise the client alert.
+A refusal says which budget or signal refused it: `Vigie-Decision: <decision>;signal=<s>`
+and the problem detail (a signal name, never a threshold, a score or a subject).
 In report-only mode every decision is taken and recorded (`Decision.would_block`,
 metrics, events, quarantines) but nothing raises.
 """
@@ -59,6 +63,17 @@ class _Compiled:
 # it is the 404 of a withheld record, the very thing the not-found signal counts.
 _NOT_FORWARDED = frozenset({"throttled", "quarantined"})
 _REFRESH_SECONDS = 5.0
+_MAX_SUSPECTS = 1024  # per client: the alert needs a handful, not every account
+DECISION_HEADER = "Vigie-Decision"
+_THROTTLE_DETAILS = {
+    "requests": "request rate limit of this account reached",
+    "records": "records budget of this account reached",
+    "patients": "distinct-patients budget of this account reached",
+    "client-requests": "request rate limit of this application reached",
+    "client-records": "records budget of this application reached",
+    "client-patients": "distinct-patients budget of this application reached",
+    "anomaly": "request rate reduced after unusual activity",
+}
 
 
 class Guard:
@@ -79,6 +94,8 @@ class Guard:
         self._signals: OrderedDict[tuple[str, str], PrincipalSignals] = OrderedDict()
         self._scores: dict[str, dict[str, tuple[float, float]]] = {}  # (score, quarantined until)
         self._throttled: set[tuple[str, str]] = set()
+        self._suspects: dict[str, dict[str, float]] = {}  # client -> pseudonym -> last seen
+        self._alerts: dict[str, float] = {}  # client -> coordinated-extraction alert until
         self._pseudonym = lru_cache(maxsize=65_536)(pseudonymizer.principal)
         self._decoy_refs = lru_cache(maxsize=1024)(self._decoys_for)
         self._compiled: dict[int, _Compiled] = {}
@@ -135,10 +152,11 @@ class Guard:
             found = self._quarantine(client, pseudonym, "decoy", grant.mode, "decoy_accessed")
             decision.anomaly_score = 1.0
             self._refuse(decision, "quarantined", "decoy", found.until - time.time(), limits,
-                         client_limits, report_only)
+                         client_limits, report_only, signal="decoy")
             return
 
-        penalty = self.tuning.penalty_factor if score >= self.tuning.throttle_score else 1.0
+        slowed = score >= self.tuning.throttle_score or self._alerted(client)
+        penalty = self.tuning.penalty_factor if slowed else 1.0
         checks = [Check(principal_tag(client, pseudonym), compiled.budget, penalty,
                         (client, pseudonym))]
         if compiled.client_budget is not None:
@@ -151,20 +169,22 @@ class Guard:
             # A quarantine decided in report-only is recorded, never enforced later on.
             recorded_only = report_only or first.quarantine.mode == Mode.REPORT_ONLY.value
             self._refuse(decision, "quarantined", "quarantined", first.retry_after_s, limits,
-                         client_limits, recorded_only)
+                         client_limits, recorded_only, signal=first.quarantine.reason)
             return
         for verdict, scope in zip(verdicts, ("", "client-"), strict=False):
             if verdict.refused is None:
                 continue
             anomaly = not scope and verdict.refused == "requests" and penalty > 1.0
-            self._refuse(decision, "throttled", "anomaly" if anomaly else
-                         f"{scope}{verdict.refused}", verdict.retry_after_s, limits,
-                         client_limits, report_only, verdict, f"{scope}{verdict.refused}")
+            reason = "anomaly" if anomaly else f"{scope}{verdict.refused}"
+            self._refuse(decision, "throttled", reason, verdict.retry_after_s, limits,
+                         client_limits, report_only, verdict, f"{scope}{verdict.refused}",
+                         signal=reason)
             return
 
     def _refuse(self, decision: Decision, kind: str, reason: str, retry_after: float,
                 limits: Limits, client_limits: Limits | None, report_only: bool,
-                verdict: Verdict | None = None, policy: str = "requests") -> None:
+                verdict: Verdict | None = None, policy: str = "requests", *,
+                signal: str) -> None:
         decision.reason = reason
         if report_only:
             decision.would_block = kind
@@ -174,8 +194,12 @@ class Guard:
         headers = rate_limit_headers(limits, client_limits, policy,
                                      verdict.remaining if verdict else 0,
                                      verdict.reset_s if verdict else retry)
-        detail = ("access suspended after unusual activity" if kind == "quarantined"
-                  else "rate limit exceeded")
+        signal = _token(signal)
+        headers[DECISION_HEADER] = f"{kind};signal={signal}"
+        if kind == "quarantined":
+            detail = f"access suspended after unusual activity (signal: {signal})"
+        else:
+            detail = f"{_THROTTLE_DETAILS.get(signal, 'rate limit exceeded')} (signal: {signal})"
         raise Throttled(detail, decision=kind, retry_after=retry, headers=headers)
 
     # -- after the response ------------------------------------------------------------
@@ -220,9 +244,10 @@ class Guard:
         if not detections and score >= self.tuning.quarantine_score and \
                 len(signals.strengths()) > 1:
             detections = [Detection("combined", score)]  # several signals, none alone at 1
-        for detection in detections:
-            self.metrics.enumeration_detections.labels(client=client,
-                                                       signal=detection.signal).inc()
+        if detections or score >= self.tuning.throttle_score:
+            alerted = self._suspect(client, pseudonym, grant.mode)
+            if alerted and not detections:
+                detections = [Detection("coordinated", score)]
         if detections:
             self._quarantine(client, pseudonym, detections[0].signal, grant.mode,
                              "enumeration_detected", [d.signal for d in detections[1:]])
@@ -289,6 +314,8 @@ class Guard:
         self._signals.pop((client, pseudonym), None)
         self._set_score(client, pseudonym, 1.0, found.until)
         for signal in [reason, *(also or [])]:
+            # Every quarantine is a detection, decoys included (alerts split on signal="decoy").
+            self.metrics.enumeration_detections.labels(client=client, signal=signal).inc()
             self._emit(event, client, pseudonym, signal, 1.0, "quarantine", mode)
         self._refresh.set()
         return found
@@ -298,6 +325,39 @@ class Guard:
         self.metrics.security_events.labels(client=client, signal=signal, action=action).inc()
         self.events.emit(event, client=client, principal=pseudonym, signal=signal, score=score,
                          action=action, mode=mode.value)
+
+    # -- client alert (one operation behind many accounts) ------------------------------
+    def _alerted(self, client: str) -> bool:
+        until = self._alerts.get(client)
+        if until is None:
+            return False
+        if until > time.time():
+            return True
+        del self._alerts[client]
+        return False
+
+    def _suspect(self, client: str, pseudonym: str, mode: Mode) -> bool:
+        """Note an anomalous principal; True while its client is under alert."""
+        now = time.time()
+        suspects = self._suspects.setdefault(client, {})
+        suspects.pop(pseudonym, None)
+        suspects[pseudonym] = now
+        horizon = now - self.tuning.coordinated_window_s
+        for old in [p for p, seen in suspects.items() if seen < horizon]:
+            del suspects[old]
+        while len(suspects) > _MAX_SUSPECTS:
+            del suspects[next(iter(suspects))]
+        if self._alerted(client):
+            return True
+        if len(suspects) < self.tuning.coordinated_principals:
+            return False
+        self._alerts[client] = now + self._quarantine_seconds
+        # Counted per principal it quarantines (signal="coordinated"), not here.
+        self._emit("coordinated_extraction", client, pseudonym, "coordinated", 1.0,
+                   "client_throttle", mode)
+        log.warning("coordinated extraction suspected for client %s: %d principals", client,
+                    len(suspects))
+        return True
 
     async def quarantines(self) -> list[dict[str, object]]:
         found = await self.store.quarantines()
@@ -346,3 +406,9 @@ class Guard:
         if gauge is None:
             gauge = self._gauges[client] = self.metrics.anomaly_score.labels(client=client)
         gauge.set(best)
+
+
+def _token(signal: str) -> str:
+    """A structured-field token (a stored reason could hold anything)."""
+    cleaned = "".join(c for c in signal if c.isascii() and (c.isalnum() or c in "_-.:"))[:40]
+    return cleaned if cleaned[:1].isalpha() else "unknown"

@@ -6,8 +6,10 @@ it is reported once and its evidence is consumed (so one run is one detection).
 Several signals whose noisy-or reaches `quarantine_score` without any of them reaching 1
 make a `combined` detection (decided by the Guard).
 
-- sequential_ids: numeric path parameters walked with a small constant stride
-  (42, 43, 44, ... or 900, 898, 896, ...); strength = run length / `sequential_run`.
+- sequential_ids: numeric path parameters walked in one direction with small steps
+  (42, 43, 44, ... or 900, 898, 896, ... or 10, 12, 13, 17, ...: at most `max_stride`
+  each, constant or not, so skipping ids or adding jitter does not hide a walk);
+  strength = run length / `sequential_run`.
 - not_found_ratio: the share of ID lookups answered 404/403 (or fully withheld) among
   the last `lookup_window`; strength = ratio / `not_found_ratio`, scaled down while
   fewer than `lookup_min` lookups were seen.
@@ -64,6 +66,11 @@ class GuardTuning:
     quarantine_score: float = 0.95  # several signals adding up to this: "combined" detection
     penalty_factor: float = 4.0
     max_principals: int = 50_000
+    # Client alert: this many principals of one client anomalous within the window means
+    # one operation behind several accounts (the breach pattern): the whole client is slowed
+    # and each of its principals is quarantined at the throttle score.
+    coordinated_principals: int = 3
+    coordinated_window_s: float = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,10 +160,11 @@ class PrincipalSignals:
             if step == 0:
                 continue
             if 0 < abs(step) <= t.max_stride:
-                if step == run.stride:
+                direction = 1 if step > 0 else -1  # `stride` keeps the walk's direction
+                if direction == run.stride:
                     run.length += 1
                 else:
-                    run.stride, run.length = step, 2
+                    run.stride, run.length = direction, 2
             else:
                 run.stride, run.length = 0, 1
             run.last = number
