@@ -27,9 +27,12 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("demo", help="run a synthetic legacy API, a token issuer and the proxy")
 
-    attack = sub.add_parser("attack", help="simulate three extraction styles against the demo")
-    attack.add_argument("--style", choices=["all", "sequential", "paging", "many-accounts"],
-                        default="all")
+    attack = sub.add_parser("attack", help="simulate extraction styles against the demo")
+    attack.add_argument("--style", choices=["all", "sequential", "slow-sequential", "paging",
+                                            "many-accounts"], default="all")
+    attack.add_argument("--budget-seconds", type=float, default=20.0,
+                        help="time given to each style (default 20)")
+    attack.add_argument("--json", action="store_true", help="print the results as JSON")
 
     policy = sub.add_parser("policy", help="check, test and explain policies")
     psub = policy.add_subparsers(dest="policy_command", required=True)
@@ -88,7 +91,7 @@ def _dispatch(args: argparse.Namespace, argv: list[str]) -> int:
         _logging()
         from vigie.demo.attack import main as attack_main
 
-        return int(attack_main(args.style))
+        return int(attack_main(args.style, args.budget_seconds, args.json))
     if args.command == "policy":
         return _policy(args)
     if args.command == "audit":
