@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from pathlib import Path
 
 from vigie.errors import ConfigError
@@ -27,7 +26,7 @@ class PolicyStore:
         self.current: PolicySet = load_policies(folder)  # raises: start-up must stop
         self._fingerprint = self._scan()
         self._watch_task: asyncio.Task[None] | None = None
-        metrics.policy_loaded.set(time.time())
+        metrics.policies_loaded(self.current)
 
     def _scan(self) -> tuple[tuple[str, float, int], ...]:
         try:
@@ -46,7 +45,7 @@ class PolicyStore:
             log.error("policy reload failed, previous policies kept: %s", exc)
             return False
         self.current = policies
-        self._metrics.policy_loaded.set(time.time())
+        self._metrics.policies_loaded(policies)
         log.info("policies reloaded: %d clients", len(policies.clients))
         return True
 

@@ -2,9 +2,14 @@
 
 Labels are bounded: clients and route names come from policies, reasons and
 signals from fixed vocabularies. Never a patient id, a raw path, a token or a user.
+`policies_loaded` pre-creates at zero the per-client series that alerts and
+dashboards rely on, so that `rate()`/`increase()` see the very first event.
 """
 
 from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CollectorRegistry,
@@ -15,6 +20,16 @@ from prometheus_client import (
     ProcessCollector,
 )
 from prometheus_client.gc_collector import GCCollector
+
+if TYPE_CHECKING:
+    from vigie.policy.model import PolicySet
+
+# The `signal` values of vigie_enumeration_detections_total: the guard's signals
+# (vigie.guard.signals.SIGNALS), several at once, many principals of one client, and
+# decoy records. tests/soc keeps this list in step with the guard.
+DETECTION_SIGNALS = ("sequential_ids", "not_found_ratio", "deep_paging", "broad_search",
+                     "baseline", "combined", "coordinated", "decoy")
+NIR_PLACES = ("field", "text", "header")
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -81,3 +96,20 @@ class Metrics:
             "vigie_policy_last_reload_success_timestamp_seconds",
             "When policies were last loaded successfully", registry=r)
         self.upstream_up.set(1)
+
+    def policies_loaded(self, policies: PolicySet) -> None:
+        """Policies were (re)loaded: stamp it and pre-create their per-client series at zero.
+
+        A labelled series exists only once touched; without this, the first detection
+        of a client creates its counter at 1 and `increase()` cannot see that step.
+        Existing series keep their values (`labels()` returns the live child).
+        """
+        for client, policy in policies.clients.items():
+            self.anomaly_score.labels(client=client)
+            for signal in DETECTION_SIGNALS:
+                self.enumeration_detections.labels(client=client, signal=signal)
+            for route in policy.routes:
+                self.records_returned.labels(client=client, route=route.name)
+                for where in NIR_PLACES:
+                    self.nir_detections.labels(client=client, route=route.name, where=where)
+        self.policy_loaded.set(time.time())
