@@ -197,7 +197,8 @@ class Proxy:
         decision.upstream_seconds = time.perf_counter() - started
         decision.upstream_status = upstream.status
         s.metrics.upstream_up.set(1)
-        s.metrics.upstream_duration.labels(grant.route.name).observe(decision.upstream_seconds)
+        s.metrics.child(s.metrics.upstream_duration, grant.route.name).observe(
+            decision.upstream_seconds)
         return upstream
 
     async def _refuse(self, send: Send, exc: VigieError, decision: Decision,
@@ -264,11 +265,11 @@ class Proxy:
     def _count(self, decision: Decision) -> None:
         m = self.s.metrics
         route = decision.route or NO_ROUTE
-        m.requests.labels(decision.client or NO_CLIENT, route, str(decision.status),
+        m.child(m.requests, decision.client or NO_CLIENT, route, str(decision.status),
                           decision.decision).inc()
-        m.request_duration.labels(route).observe(decision.elapsed())
+        m.child(m.request_duration, route).observe(decision.elapsed())
         if decision.auth_failure:
-            m.auth_failures.labels(decision.auth_failure).inc()
+            m.child(m.auth_failures, decision.auth_failure).inc()
 
 
 def _unmatched_grant(identity: Identity, policy: ClientPolicy | None, path: str,

@@ -28,6 +28,8 @@ class Pseudonymizer:
             raise ValueError(f"the pseudonym key must hold at least {MIN_KEY_BYTES} bytes")
         self._key = key
         self._client_key = lru_cache(maxsize=1024)(self._derive)
+        # One user makes many requests: their pseudonym is computed once.
+        self.principal = lru_cache(maxsize=65536)(self._principal)  # type: ignore[method-assign]
 
     @classmethod
     def from_file(cls, path: Path) -> Pseudonymizer:
@@ -48,6 +50,9 @@ class Pseudonymizer:
 
     def principal(self, client: str, subject: str) -> str:
         """The pseudonym of a user (token `sub`) for audit, events and quarantines."""
+        return self._principal(client, subject)
+
+    def _principal(self, client: str, subject: str) -> str:
         mac = hmac.new(self._client_key("principal"), f"{client}\0{subject}".encode(),
                        hashlib.sha256)
         return PREFIX + base64.b32encode(mac.digest()[:15]).decode().lower()

@@ -2,8 +2,10 @@
 
 Order of decisions for one response:
 1. no body (HEAD, 1xx, 204, 304): only the headers are scanned;
-2. binary types on a route without response rules: streamed through untouched;
-   any type that cannot be inspected on a route with response rules: 502;
+2. binary types on a route without response rules: streamed, decoded, scanned as
+   bytes for NIRs (masked in place, same length: a mislabelled text export is
+   caught, real binary data is unchanged); any type that cannot be inspected on
+   a route with response rules: 502;
 3. NDJSON, and JSON arrays whose records are `$[*]`: streamed record by record;
 4. everything else: read (capped), decoded, minimized, re-serialized.
 
@@ -41,7 +43,13 @@ from vigie.minimize.decode import (
     parse_content_type,
 )
 from vigie.minimize.fields import RecordContext, plan_for
-from vigie.minimize.stream import ArraySplitter, LineSplitter, Splitter, minimize_records
+from vigie.minimize.stream import (
+    ArraySplitter,
+    LineSplitter,
+    Splitter,
+    minimize_records,
+    scan_bytes,
+)
 from vigie.minimize.tree import count_nir
 from vigie.policy.model import Each, Mode
 from vigie.pseudonym import Pseudonymizer
@@ -53,6 +61,7 @@ _BODY_HEADERS = frozenset({
     "content-digest", "repr-digest", "content-range", "accept-ranges",
 })
 _JSON_KINDS = (Kind.JSON, Kind.TEXT, Kind.UNKNOWN)
+_UNBOUNDED = 1 << 62  # binary bodies stream through: no size cap, memory stays bounded
 
 
 class Minimizer:
@@ -90,7 +99,16 @@ class Minimizer:
             await upstream.aclose()
             return OutgoingResponse(status, _without_body_headers(headers, content_type))
         if rules is None and kind is Kind.BINARY:
-            return OutgoingResponse(status, headers, upstream.body)
+            # Streamed, never buffered (scans, archives), but scanned: a text export
+            # labelled application/octet-stream still holds NIRs.
+            names = codings(upstream.header("content-encoding"))
+            scan_job = Job(decision, identity, None, (), RecordContext(decision, identity.client,
+                                                                       self._pseudonymizer))
+            decoded = decode_stream(upstream.body, names, _UNBOUNDED) if names else upstream.body
+            scanned = scan_bytes(decoded, scan_job, report_only=report_only)
+            if names:  # sent decoded, as every streamed body
+                headers = _without_body_headers(headers, content_type)
+            return OutgoingResponse(status, headers, await _primed(scanned))
         if rules is not None and kind in (Kind.BINARY, Kind.UNKNOWN):
             raise InspectionError("response type cannot be inspected")
         length = upstream.header("content-length")
@@ -175,14 +193,14 @@ class Minimizer:
         m = self._metrics
         for action, count in decision.masked.items():
             if count:
-                m.masked_values.labels(client, route, action).inc(count)
+                m.child(m.masked_values, client, route, action).inc(count)
         for where, count in decision.nir_detections.items():
             if count:
-                m.nir_detections.labels(client, route, where).inc(count)
+                m.child(m.nir_detections, client, route, where).inc(count)
         if decision.records:
-            m.records_returned.labels(client, route).inc(decision.records)
+            m.child(m.records_returned, client, route).inc(decision.records)
         if decision.withheld:
-            m.records_withheld.labels(client, route).inc(decision.withheld)
+            m.child(m.records_withheld, client, route).inc(decision.withheld)
 
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:
