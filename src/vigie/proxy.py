@@ -212,7 +212,8 @@ class Proxy:
         else:
             decision.decision = "error"
         reason = getattr(exc, "reason", None)
-        decision.reason = reason if isinstance(reason, str) else type(exc).__name__
+        if not (isinstance(exc, Throttled) and decision.reason):  # the guard named its budget
+            decision.reason = reason if isinstance(reason, str) else type(exc).__name__
         if isinstance(exc, AuthError):
             decision.auth_failure = exc.reason
         elif isinstance(exc, Forbidden) and exc.reason == "unknown_client":
