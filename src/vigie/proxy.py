@@ -145,7 +145,11 @@ class Proxy:
             return
         decision.status = outgoing.status
         if isinstance(outgoing.body, bytes):
-            await self._record(decision, identity, grant, principal)
+            try:
+                await self._record(decision, identity, grant, principal)
+            except VigieError as exc:  # fail-closed audit: 503, the body never leaves
+                await self._refuse(send, exc, decision, None, grant, principal)
+                return
             await _send_whole(send, outgoing, outgoing.body, decision.request_id)
         else:
             await self._stream(send, outgoing, outgoing.body, decision, identity, grant,
