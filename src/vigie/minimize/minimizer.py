@@ -2,9 +2,9 @@
 
 Order of decisions for one response:
 1. no body (HEAD, 1xx, 204, 304): only the headers are scanned;
-2. binary types on a route without response rules: streamed, decoded, scanned as
-   bytes for NIRs (masked in place, same length: a mislabelled text export is
-   caught, real binary data is unchanged); any type that cannot be inspected on
+2. binary types on a route without response rules: streamed; untouched when the
+   first bytes are binary, else decoded and scanned as bytes for NIRs (masked in
+   place: a text export labelled octet-stream is caught); any type that cannot be inspected on
    a route with response rules: 502;
 3. NDJSON, and JSON arrays whose records are `$[*]`: streamed record by record;
 4. everything else: read (capped), decoded, minimized, re-serialized.
@@ -47,6 +47,7 @@ from vigie.minimize.stream import (
     ArraySplitter,
     LineSplitter,
     Splitter,
+    looks_binary,
     minimize_records,
     scan_bytes,
 )
@@ -99,16 +100,8 @@ class Minimizer:
             await upstream.aclose()
             return OutgoingResponse(status, _without_body_headers(headers, content_type))
         if rules is None and kind is Kind.BINARY:
-            # Streamed, never buffered (scans, archives), but scanned: a text export
-            # labelled application/octet-stream still holds NIRs.
-            names = codings(upstream.header("content-encoding"))
-            scan_job = Job(decision, identity, None, (), RecordContext(decision, identity.client,
-                                                                       self._pseudonymizer))
-            decoded = decode_stream(upstream.body, names, _UNBOUNDED) if names else upstream.body
-            scanned = scan_bytes(decoded, scan_job, report_only=report_only)
-            if names:  # sent decoded, as every streamed body
-                headers = _without_body_headers(headers, content_type)
-            return OutgoingResponse(status, headers, await _primed(scanned))
+            return await self._binary(upstream, headers, content_type, decision, identity,
+                                      report_only)
         if rules is not None and kind in (Kind.BINARY, Kind.UNKNOWN):
             raise InspectionError("response type cannot be inspected")
         length = upstream.header("content-length")
@@ -160,6 +153,30 @@ class Minimizer:
         return OutgoingResponse(status, _without_body_headers(headers, content_type),
                                 encode_text(masked, text_charset))
 
+    async def _binary(self, upstream: UpstreamResponse, headers: Headers,
+                      content_type: str | None, decision: Decision, identity: Identity,
+                      report_only: bool) -> OutgoingResponse:
+        """Streamed, never buffered (scans, archives). Real binary data passes untouched;
+        a body whose first bytes are text (a CSV export labelled octet-stream) or that
+        is content-encoded is decoded and scanned for NIRs, masked in place."""
+        status = upstream.status
+        names = codings(upstream.header("content-encoding"))
+        first = b""
+        async for piece in upstream.body:  # enough bytes to recognise a signature
+            first += piece
+            if len(first) >= 16:
+                break
+        body = _chained(first, upstream.body)
+        if not names and looks_binary(first):
+            return OutgoingResponse(status, headers, body)
+        job = Job(decision, identity, None, (), RecordContext(decision, identity.client,
+                                                              self._pseudonymizer))
+        decoded = decode_stream(body, names, _UNBOUNDED) if names else body
+        scanned = scan_bytes(decoded, job, report_only=report_only)
+        if names:  # sent decoded, as every streamed body
+            headers = _without_body_headers(headers, content_type)
+        return OutgoingResponse(status, headers, await _primed(scanned))
+
     async def _json(self, data: bytes, charset: str | None, kind: Kind, job: Job,
                     decision: Decision, report_only: bool) -> bytes | None:
         """The minimized JSON document; None when a body labelled as text is not JSON."""
@@ -205,6 +222,13 @@ class Minimizer:
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:
     yield data
+
+
+async def _chained(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    if first:
+        yield first
+    async for piece in rest:
+        yield piece
 
 
 async def _primed(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
