@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck unit bench install dev clean
+.PHONY: demo test lint typecheck unit bench bench-guard bench-export bench-audit install dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,9 +37,24 @@ test: dev
 unit: dev
 	$(BIN)/pytest -q
 
+# Not part of `make test`: wrk against nginx, a naive proxy and vigie (~4 min), then the
+# guard's cost per request (memory and Redis) and the RSS of a 1 GB export through vigie.
 bench: $(VENV)/.installed-dev
 	scripts/bench-tools.sh
 	$(BIN)/python bench/run.py
+	scripts/test-services.sh $(MAKE) --no-print-directory bench-guard
+	$(BIN)/python bench/export_rss.py
+
+bench-guard: $(VENV)/.installed-dev
+	$(BIN)/python bench/guard_bench.py --redis "$${VIGIE_TEST_REDIS:-redis://127.0.0.1:6379/14}"
+
+bench-export: $(VENV)/.installed-dev
+	$(BIN)/python bench/export_rss.py
+
+# Generates a 10-million-line audit log once (~7 min, 5.6 GB in /tmp), then times
+# `vigie audit exposed` over it.
+bench-audit: $(VENV)/.installed-dev
+	$(BIN)/python bench/audit_bench.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
