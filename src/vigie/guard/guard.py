@@ -225,7 +225,8 @@ class Guard:
                 self.store.record(client_tag(client), compiled.client_budget,
                                   decision.records, digests)
         if self._decoys and patients and not self._decoy_refs(client).isdisjoint(patients):
-            self._quarantine(client, pseudonym, "decoy", grant.mode, "decoy_disclosed")
+            if decision.reason != "decoy":  # else admit counted it (report-only forwards)
+                self._quarantine(client, pseudonym, "decoy", grant.mode, "decoy_disclosed")
             decision.anomaly_score = 1.0
             return
         if not limits.enumeration:
