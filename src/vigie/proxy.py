@@ -31,7 +31,7 @@ from vigie.errors import (
 from vigie.forward import Forwarder, request_headers
 from vigie.guard import Guard
 from vigie.messages import Headers, OutgoingResponse, UpstreamResponse
-from vigie.minimize import Minimizer
+from vigie.minimize import Minimizer, nir
 from vigie.paths import normalize
 from vigie.policy.authorize import authorize
 from vigie.policy.model import ClientPolicy, Mode, PolicySet, Route
@@ -286,7 +286,8 @@ def _unmatched_grant(identity: Identity, policy: ClientPolicy | None, path: str,
 
 def _request_id(headers: Headers) -> str:
     given = _header(headers, "x-request-id")
-    if given and _REQUEST_ID.fullmatch(given):
+    # A NIR as correlation id would reach the audit log and the logs: replaced, never echoed.
+    if given and _REQUEST_ID.fullmatch(given) and not nir.contains(given):
         return given
     return secrets.token_hex(16)
 
