@@ -14,7 +14,14 @@ import orjson
 
 from support.harness import Harness, Keys
 from support.legacy import DemoStack
-from support.soc import GUARD_ENV, SOC_POLICIES, drive_traffic, patient_upstream, value
+from support.soc import (
+    GUARD_ENV,
+    SOC_POLICIES,
+    drive_traffic,
+    patient_upstream,
+    synthetic_patient,
+    value,
+)
 
 
 def vigie_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -162,7 +169,11 @@ def test_fail_closed_audit_refuses_with_503_and_returns_nothing(tmp_path: Path,
             assert response.headers["content-type"] == "application/problem+json"
             body = response.json()
             assert set(body) == {"type", "title", "status", "detail", "request_id"}
-            assert "21" not in response.text and "Madame" not in response.text
+            assert body["status"] == 503 and body["detail"] == "the audit log is unavailable"
+            patient = synthetic_patient(21)
+            for secret in (patient["nir"], patient["nir"][-2:] + '"', patient["first_name"],
+                           patient["birth_date"][:4], "Madame", "*"):
+                assert secret not in response.text, secret
         assert h.get("/patients/21").status_code == 401  # no token: no audit line needed
         text = h.metrics_text()
         assert value(text, "vigie_audit_write_failures_total") == 3

@@ -129,7 +129,7 @@ def test_label_values_stay_bounded_whatever_the_traffic(soc: Harness) -> None:
                                 "unknown_client", "malformed", "algorithm", "unknown_key",
                                 "claims", "not_yet_valid", "token_type", "too_large"}
     assert all(status.isdigit() and len(status) == 3 for status in values["status"])
-    every = {v for vals in values.values() for v in vals}
+    every = {v for key, vals in values.items() if key not in ("status", "le") for v in vals}
     for secret in (*traffic.ids, *traffic.subjects, *traffic.tokens):
         assert secret not in every
     assert not [v for v in every if "/" in v]  # never a raw path

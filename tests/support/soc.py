@@ -161,7 +161,7 @@ def drive_traffic(h: Harness, *, users: int = 6, reads: int = 36, seed: int = 7)
     seen = Traffic(names=set(LAST_NAMES) | set(FIRST_NAMES))
     for index in range(3000):
         seen.nirs.add(synthetic_nir(index))
-    ids = rng.sample(range(100, 100_000), reads)  # far apart: no sequential walk
+    ids = rng.sample(range(10_000, 100_000), reads)  # far apart: no sequential walk
 
     def send(path: str, token: str | None, **kwargs: Any) -> httpx.Response:
         if token is not None:
