@@ -147,26 +147,30 @@ class ConnectionPool:
 class UpstreamBody:
     """The response body as it arrives; hands the connection back once read to the end."""
 
-    __slots__ = ("_conn", "_pool", "_done")
+    __slots__ = ("_conn", "_pool", "_done", "_ended")
 
     def __init__(self, conn: Connection, pool: ConnectionPool) -> None:
         self._conn = conn
         self._pool = pool
-        self._done = False
+        self._done = False  # the connection is no longer ours: never touch it again
+        self._ended = False  # ...because the body was read to its end
 
     def __aiter__(self) -> UpstreamBody:
         return self
 
     async def __anext__(self) -> bytes:
+        if self._done:
+            if self._ended:
+                raise StopAsyncIteration
+            raise UpstreamError(UNAVAILABLE)  # failed, cancelled or closed before the end
         conn = self._conn
         while True:
             chunk = conn.next_chunk()
             if chunk is not None:
                 return chunk
             if conn.complete:
+                self._ended = True
                 await self.aclose()
-                raise StopAsyncIteration
-            if self._done:
                 raise StopAsyncIteration
             if conn.error is not None:
                 await self.aclose()
@@ -184,6 +188,10 @@ class UpstreamBody:
         if self._conn.complete:
             self._pool.release(self._conn)
         else:
+            self._conn.close()
+
+    def __del__(self) -> None:
+        if not self._done:  # dropped unread: the pool must not count it forever
             self._conn.close()
 
 

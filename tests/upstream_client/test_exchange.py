@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 from collections.abc import AsyncIterator
 
@@ -412,4 +413,30 @@ async def test_the_pool_is_bounded_and_lifo() -> None:
         assert warmest not in fwd.pool.idle
         await response.aclose()
         assert fwd.pool.idle[-1] is warmest
+        await fwd.close()
+
+
+async def test_a_body_closed_early_never_reads_the_next_exchange() -> None:
+    async with raw_server(keep_answering) as server:
+        fwd = forwarder(server.url)
+        first = await fwd.send("GET", "/one", "", [], None)
+        await asyncio.sleep(0.05)  # the whole response is buffered: the connection is clean
+        await first.aclose()
+        second = await fwd.send("GET", "/two", "", [], None)
+        with pytest.raises(UpstreamError):
+            await anext(first.body)  # closed before its end: an error, never the next body
+        assert await second.read(100) == b"GET /two HTTP/1.1"
+        assert await anext(second.body, None) is None
+        await fwd.close()
+    assert server.connections == 1
+
+
+async def test_a_dropped_response_gives_its_connection_back_to_the_count() -> None:
+    async with raw_server(keep_answering) as server:
+        fwd = forwarder(server.url)
+        response = await fwd.send("GET", "/one", "", [("x", "1")], None)
+        assert fwd.pool.open == 1
+        del response
+        gc.collect()
+        assert fwd.pool.open == 0
         await fwd.close()
