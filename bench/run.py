@@ -3,9 +3,9 @@
 All on this machine, in one run, interleaved over rounds so that drift hits
 every target alike. Cases: a 1 KB patient record and a 100-record page. Vigie
 runs with every feature on (JWT, policy, field rules, NIR scan, guard, audit to
-a file), with in-memory guard state, with Redis, and with the httpx forwarder
-(`VIGIE_FORWARDER=httpx`) instead of the direct aiohttp one. Prints requests/s, p50/p99
-and the ratios; `--markdown FILE` appends the table to a file.
+a file), with in-memory guard state, with Redis, and with the library forwarders
+(`VIGIE_FORWARDER=httpx`, `VIGIE_FORWARDER=aiohttp`) instead of the native one.
+Prints requests/s, p50/p99 and the ratios; `--markdown FILE` appends the table to a file.
 """
 
 from __future__ import annotations
@@ -98,8 +98,8 @@ def processes(work: Path, redis_port: int) -> Iterator[dict[str, str]]:
         procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                       env={**os.environ, **(env or {})}))
 
-    up, ngx, naive, vig, vig_redis, vig_httpx, admin1, admin2, admin3 = (
-        free_port() for _ in range(9))
+    up, ngx, naive, vig, vig_redis, vig_httpx, vig_aiohttp, admin1, admin2, admin3, admin4 = (
+        free_port() for _ in range(11))
     work.chmod(0o755)  # nginx workers drop root and must read the static files
     static = work / "static"
     (static / "patients").mkdir(parents=True)
@@ -141,7 +141,8 @@ http {{
     (work / "psn.key").write_bytes(b"b" * 48)
     variants = ((vig, admin1, "", {}),
                 (vig_redis, admin2, f"redis: redis://127.0.0.1:{redis_port}/0\n", {}),
-                (vig_httpx, admin3, "", {"VIGIE_FORWARDER": "httpx"}))
+                (vig_httpx, admin3, "", {"VIGIE_FORWARDER": "httpx"}),
+                (vig_aiohttp, admin4, "", {"VIGIE_FORWARDER": "aiohttp"}))
     for port, admin, extra, env in variants:
         conf = work / f"vigie-{port}.yaml"
         conf.write_text(
@@ -153,7 +154,7 @@ http {{
             f"    jwks_file: {work / 'jwks.json'}\n    algorithms: [RS256]\n")
         start([str(VENV_BIN / "vigie"), "serve", "--config", str(conf)], env)
     try:
-        for port in (up, ngx, naive, vig, vig_redis, vig_httpx):
+        for port in (up, ngx, naive, vig, vig_redis, vig_httpx, vig_aiohttp):
             wait_port(port)
         now = int(time.time())
         token = jwt.encode({"iss": "https://idp.bench.example", "aud": "patient-api",
@@ -163,7 +164,8 @@ http {{
         yield {"direct": f"http://127.0.0.1:{up}", "nginx": f"http://127.0.0.1:{ngx}",
                "naive": f"http://127.0.0.1:{naive}", "vigie": f"http://127.0.0.1:{vig}",
                "vigie+redis": f"http://127.0.0.1:{vig_redis}",
-               "vigie/httpx": f"http://127.0.0.1:{vig_httpx}", "token": token}
+               "vigie/httpx": f"http://127.0.0.1:{vig_httpx}",
+               "vigie/aiohttp": f"http://127.0.0.1:{vig_aiohttp}", "token": token}
     finally:
         for proc in procs:
             proc.terminate()
@@ -201,7 +203,7 @@ def main() -> int:
             print(f"bench: {tool} missing (scripts/bench-tools.sh installs it)", file=sys.stderr)
             return 2
     cases = {"1 KB record": "/patients/42", "100-record page": "/patients?page=1&page_size=100"}
-    targets = ["direct", "nginx", "naive", "vigie", "vigie+redis", "vigie/httpx"]
+    targets = ["direct", "nginx", "naive", "vigie", "vigie+redis", "vigie/httpx", "vigie/aiohttp"]
     results: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="vigie-bench-") as tmp, \
             processes(Path(tmp), free_port()) as urls:

@@ -30,6 +30,7 @@ from vigie.proxy import Proxy, Stages
 from vigie.pseudonym import Pseudonymizer
 from vigie.telemetry.metrics import Metrics
 from vigie.telemetry.tracing import Tracing
+from vigie.upstream_client import NativeForwarder
 
 log = logging.getLogger("vigie")
 
@@ -105,9 +106,18 @@ class Vigie:
 
 
 def _forwarder(settings: Settings) -> Forwarder:
-    kind = AiohttpForwarder if os.environ.get("VIGIE_FORWARDER") != "httpx" else HttpxForwarder
-    return kind(settings.upstream, timeout=settings.upstream_timeout_seconds,
-                connect_timeout=settings.upstream_connect_timeout_seconds)
+    """VIGIE_FORWARDER=aiohttp|httpx picks a library client; by default the native one
+    (upstream_client), which speaks http:// only: https:// upstreams go through aiohttp."""
+    choice = os.environ.get("VIGIE_FORWARDER", "native")
+    if choice == "native" and settings.upstream.startswith("https://"):
+        choice = "aiohttp"
+    url, read, connect = (settings.upstream, settings.upstream_timeout_seconds,
+                          settings.upstream_connect_timeout_seconds)
+    if choice == "httpx":
+        return HttpxForwarder(url, timeout=read, connect_timeout=connect)
+    if choice == "aiohttp":
+        return AiohttpForwarder(url, timeout=read, connect_timeout=connect)
+    return NativeForwarder(url, timeout=read, connect_timeout=connect)
 
 
 def _record_pseudonymizer(settings: Settings, policies: PolicySet) -> Pseudonymizer | None:
