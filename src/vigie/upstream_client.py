@@ -9,7 +9,8 @@ The pool is per upstream, bounded (`max_connections` open at once; others wait),
 LIFO (the warmest connection first), and forgets connections idle for more than
 `idle_expiry` seconds. A connection goes back only after its response was read
 to the end and the server kept it alive; a reused connection that dies before
-any response byte is retried once on a fresh one, for bodyless requests only.
+any response byte is retried once on a fresh one, for bodyless idempotent
+requests only (a bodyless POST may have been acted upon before the close).
 
 Only the configured scheme, host and port are ever contacted; the request path
 is appended to the configured base path. Headers sent: the caller's, plus Host
@@ -31,6 +32,8 @@ from vigie.upstream_connection import UNAVAILABLE, Connection, StaleConnection
 
 IDLE_EXPIRY_SECONDS = 30.0
 _SMALL_BODY = 64 * 1024  # below this, the body's first chunk joins the head's write
+# RFC 9110 §9.2.2: resent only if a second copy cannot do what the first did
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 
 
 class ConnectionPool:
@@ -247,7 +250,7 @@ class NativeForwarder:
                 await conn.wait_headers()
             except StaleConnection:
                 conn.close()
-                if not reused:
+                if not reused or method not in _IDEMPOTENT:
                     raise
                 conn = await pool.connect()  # the idle one was dead: once more, fresh
                 try:

@@ -303,12 +303,15 @@ async def test_stale_idle_connection_is_retried_once_for_a_bodyless_request() ->
         assert await get(fwd) == (200, b"first")
         assert await get(fwd) == (200, b"first")  # via a fresh connection
         assert server.connections == 2
-        # a streamed body cannot be resent: the failure is the client's answer
+        # a streamed body cannot be resent, nor a bodyless POST: the failure is the answer
         assert await get(fwd) == (200, b"first")
         with pytest.raises(UpstreamError):
             await fwd.send("POST", "/", "", [], body_of(b"once"))
+        assert await get(fwd) == (200, b"first")
+        with pytest.raises(UpstreamError):
+            await get(fwd, "/", "POST")
         await fwd.close()
-    assert server.connections == 3
+    assert server.connections == 4
 
 
 async def test_the_retry_happens_once_only() -> None:
