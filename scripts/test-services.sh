@@ -6,7 +6,7 @@
 set -euo pipefail
 
 need_apt=()
-command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+{ command -v promtool && [ -x /usr/bin/prometheus ]; } >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -32,7 +32,7 @@ _START_TIMEOUT = 10.0
 @contextmanager
 def run_app_in_thread(app: ASGIApp, *, host: str = "127.0.0.1", **config: Any) -> Iterator[str]:
     """Serve `app` on a free loopback port; yields "http://127.0.0.1:PORT"."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, 0))
     port = sock.getsockname()[1]
@@ -187,7 +187,7 @@ class DemoStack:
 
 
 def _loopback_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     sock.listen(512)
