@@ -4,7 +4,7 @@ All on this machine, in one run, interleaved over rounds so that drift hits
 every target alike. Cases: a 1 KB patient record and a 100-record page. Vigie
 runs with every feature on (JWT, policy, field rules, NIR scan, guard, audit to
 a file), with in-memory guard state, with Redis, and with the library forwarders
-(`VIGIE_FORWARDER=httpx`, `VIGIE_FORWARDER=aiohttp`) instead of the native one.
+(`VIGIE_UPSTREAM_CLIENT=httpx`, `VIGIE_UPSTREAM_CLIENT=aiohttp`) instead of the native one.
 Prints requests/s, p50/p99 and the ratios; `--markdown FILE` appends the table to a file.
 """
 
@@ -141,8 +141,8 @@ http {{
     (work / "psn.key").write_bytes(b"b" * 48)
     variants = ((vig, admin1, "", {}),
                 (vig_redis, admin2, f"redis: redis://127.0.0.1:{redis_port}/0\n", {}),
-                (vig_httpx, admin3, "", {"VIGIE_FORWARDER": "httpx"}),
-                (vig_aiohttp, admin4, "", {"VIGIE_FORWARDER": "aiohttp"}))
+                (vig_httpx, admin3, "", {"VIGIE_UPSTREAM_CLIENT": "httpx"}),
+                (vig_aiohttp, admin4, "", {"VIGIE_UPSTREAM_CLIENT": "aiohttp"}))
     for port, admin, extra, env in variants:
         conf = work / f"vigie-{port}.yaml"
         conf.write_text(

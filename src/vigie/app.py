@@ -106,9 +106,9 @@ class Vigie:
 
 
 def _forwarder(settings: Settings) -> Forwarder:
-    """VIGIE_FORWARDER=aiohttp|httpx picks a library client; by default the native one
-    (upstream_client), which speaks http:// only: https:// upstreams go through aiohttp."""
-    choice = os.environ.get("VIGIE_FORWARDER", "native")
+    """`upstream_client`: aiohttp or httpx pick a library client; by default the native
+    one (upstream_client.py), which speaks http:// only: https:// upstreams go through aiohttp."""
+    choice = settings.upstream_client
     if choice == "native" and settings.upstream.startswith("https://"):
         choice = "aiohttp"
     url, read, connect = (settings.upstream, settings.upstream_timeout_seconds,

@@ -88,6 +88,7 @@ class Settings:
     guard: GuardSettings = GuardSettings()
     upstream_timeout_seconds: float = 10.0
     upstream_connect_timeout_seconds: float = 3.0
+    upstream_client: str = "native"  # native (http:// only, else aiohttp) | aiohttp | httpx
     max_response_bytes: int = 52_428_800
     shutdown_grace_seconds: float = 20.0
     source: Path | None = None
@@ -98,7 +99,9 @@ _TOP_KEYS = {
     "upstream", "listen", "admin", "policies", "mode", "issuers", "redis",
     "pseudonym_key_file", "audit", "limits", "guard", "upstream_timeout_seconds",
     "upstream_connect_timeout_seconds", "max_response_bytes", "shutdown_grace_seconds",
+    "upstream_client",
 }
+UPSTREAM_CLIENTS = ("native", "aiohttp", "httpx")
 T = TypeVar("T")
 
 
@@ -200,7 +203,7 @@ def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[
                               key=variable) from exc
         if isinstance(value, int | float) and parts[-1] in {"host", "issuer", "client_claim"}:
             value = text
-        if parts[-1] in {"upstream", "redis"} and value is not None:
+        if parts[-1] in {"upstream", "redis", "upstream_client"} and value is not None:
             value = text
         target = raw
         for part in parts[:-1]:
@@ -283,8 +286,12 @@ def _build(raw: dict[str, Any], r: _Reader) -> Settings:
             raise r.error((key,), "must be positive")
         return value
 
+    upstream_client = raw.get("upstream_client", "native")
+    if upstream_client not in UPSTREAM_CLIENTS:
+        raise r.error(("upstream_client",), f"must be one of {', '.join(UPSTREAM_CLIENTS)}")
     return Settings(
         upstream=upstream.rstrip("/"),
+        upstream_client=upstream_client,
         listen=listen,
         admin=admin,
         policies=r.path(raw.get("policies", "./policies"), ("policies",)),

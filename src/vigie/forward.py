@@ -1,10 +1,12 @@
-"""The forwarding seam: one pooled client to the configured upstream, and only to it.
+"""The forwarding seam: what the upstream receives, and the library clients behind it.
 
-httpx is the client API; its default transport (httpcore) cost ~90 % of CPU in
-our measurements, so requests go over aiohttp's transport (`httpx-aiohttp`):
-see docs/architecture.md for the numbers. Low-level errors are translated
-here, at the boundary: unreachable or reset → UpstreamError (502), no answer
-in time → UpstreamTimeout (504); neither message names the upstream.
+`Forwarder` is the seam; `request_headers`/`response_headers` decide which headers
+cross it. Three clients implement it, chosen by `upstream_client`: the native
+HTTP/1.1 client (`upstream_client.py`, the default: measured 1.5x aiohttp and 3x
+httpx, see docs/performance.md), `AiohttpForwarder` and `HttpxForwarder` (httpx over
+aiohttp's transport). Low-level errors are translated at this boundary:
+unreachable or reset → UpstreamError (502), no answer in time → UpstreamTimeout
+(504); neither message names the upstream.
 """
 
 from __future__ import annotations
