@@ -73,6 +73,7 @@ class Decision:
     masked: Counter[str] = field(default_factory=Counter)  # by action
     nir_detections: Counter[str] = field(default_factory=Counter)  # by where
     records: int = 0
+    records_flushed: int = 0  # streamed: records already audited in an earlier segment line
     withheld: int = 0
     anomaly_score: float = 0.0
     upstream_seconds: float | None = None

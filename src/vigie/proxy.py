@@ -8,12 +8,13 @@ request's `Decision`; audit, metrics and traces read it at the end.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import secrets
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import orjson
@@ -45,6 +46,7 @@ log = logging.getLogger("vigie.proxy")
 ORIGIN_FORM = "vigie.origin_form"  # set by server.OriginFormProtocol
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+AUDIT_SEGMENT = 10_000  # patient references per audit line of a streamed response
 NO_CLIENT = "none"  # metric label when no verified client (or not one of ours)
 NO_ROUTE = "none"
 UNMATCHED = "unmatched"  # report-only: a request no route allows, forwarded and recorded
@@ -152,7 +154,7 @@ class Proxy:
                 return
             await _send_whole(send, outgoing, outgoing.body, decision.request_id)
         else:
-            await self._stream(send, outgoing, outgoing.body, decision, identity, grant,
+            await self._stream(send, receive, outgoing, outgoing.body, decision, identity, grant,
                                principal)
 
     def _authorize(self, scope: Scope, identity: Identity, decision: Decision) -> Grant:
@@ -241,19 +243,28 @@ class Proxy:
             await self.s.guard.observe(identity, grant, decision)
         self.s.audit.record(decision, principal)
 
-    async def _stream(self, send: Send, outgoing: OutgoingResponse, body: AsyncIterator[bytes],
-                      decision: Decision, identity: Identity, grant: Grant,
-                      principal: str) -> None:
+    async def _stream(self, send: Send, receive: Receive, outgoing: OutgoingResponse,
+                      body: AsyncIterator[bytes], decision: Decision, identity: Identity,
+                      grant: Grant, principal: str) -> None:
         """Send a minimized stream; the last chunk is held until the audit line is written."""
         await send({"type": "http.response.start", "status": outgoing.status,
                     "headers": _raw_headers(outgoing, decision.request_id, None)})
         pending = b""
+        completed = False
+        # uvicorn drops sends to a client that left without telling: watch for it, so a
+        # long export stops (and is audited as cut short) when its reader is gone.
+        gone = asyncio.get_running_loop().create_task(_disconnected(receive))
         try:
             async for chunk in body:
+                if gone.done():
+                    raise ClientDisconnected()
+                if len(decision.patients) >= AUDIT_SEGMENT:
+                    await self._record_segment(decision, identity, grant, principal)
                 if pending:
                     await send({"type": "http.response.body", "body": pending,
                                 "more_body": True})
                 pending = chunk
+            completed = True
             await self._record(decision, identity, grant, principal)
         except VigieError as exc:
             # Headers are gone: abort the stream so the client never takes it as whole.
@@ -261,11 +272,43 @@ class Proxy:
             decision.reason = type(exc).__name__
             log.warning("stream aborted request_id=%s: %s", decision.request_id, exc.title)
             return
+        except ClientDisconnected:
+            decision.decision, decision.reason = "error", "disconnected"
+            return
         finally:
+            gone.cancel()
             aclose = getattr(body, "aclose", None)
             if aclose is not None:  # the client may be gone before the stream was read
                 await aclose()
+            if not completed:
+                await self._record_aborted(decision, identity, grant, principal)
         await send({"type": "http.response.body", "body": pending, "more_body": False})
+
+    async def _record_segment(self, decision: Decision, identity: Identity, grant: Grant,
+                              principal: str) -> None:
+        """A long stream is audited in segments, each before its records leave.
+
+        Memory stays bounded however large the export, and a stream cut short still
+        left a line for every patient it disclosed (the breach list must be complete).
+        """
+        segment = replace(decision, patients=decision.patients,
+                          records=decision.records - decision.records_flushed,
+                          records_flushed=0, reason="partial")
+        await self.s.guard.observe_disclosed(identity, grant, segment)
+        self.s.audit.record(segment, principal)
+        decision.records_flushed = decision.records
+        decision.patients = []
+
+    async def _record_aborted(self, decision: Decision, identity: Identity, grant: Grant,
+                              principal: str) -> None:
+        """What an interrupted stream already disclosed still gets its audit line."""
+        if decision.decision == "allowed":
+            decision.decision, decision.reason = "error", decision.reason or "stream_aborted"
+        try:
+            await self._record(decision, identity, grant, principal)
+        except VigieError:
+            log.error("audit line of an aborted stream could not be written request_id=%s",
+                      decision.request_id)
 
     def _count(self, decision: Decision) -> None:
         m = self.s.metrics
@@ -304,6 +347,12 @@ def _header(headers: Headers, name: str) -> str | None:
         if key == name:
             return value
     return None
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Returns when the client has gone (the request body was already read)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 async def _body(receive: Receive) -> AsyncIterator[bytes]:

@@ -236,4 +236,6 @@ class Harness:
     def audit_lines(self) -> list[dict[str, Any]]:
         if not self.audit_path.exists():
             return []
-        return [orjson.loads(line) for line in self.audit_path.read_bytes().splitlines() if line]
+        data = self.audit_path.read_bytes()
+        complete = data[:data.rfind(b"\n") + 1]  # a line being written is not read yet
+        return [orjson.loads(line) for line in complete.splitlines() if line]

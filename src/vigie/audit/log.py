@@ -98,7 +98,7 @@ class AuditLog:
             "patients": [ref if type(ref) is str else str(ref) for ref in decision.patients],
             "fields": sorted(decision.fields),
             "masked": decision.masked_total,
-            "records": decision.records,
+            "records": decision.records - decision.records_flushed,  # this line's share
             "withheld": decision.withheld,
             "anomaly_score": round(decision.anomaly_score, 4) if decision.anomaly_score else 0.0,
             "mode": str(decision.mode),

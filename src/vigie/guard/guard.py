@@ -209,6 +209,36 @@ class Guard:
         except Exception:  # observing must never break a response already built
             log.exception("guard observe failed")
 
+    async def observe_disclosed(self, identity: Identity, grant: Grant,
+                                segment: Decision) -> None:
+        """One segment of a long stream: its records and patients feed the budgets now.
+
+        The end-of-response `observe` then counts only what came after the last segment
+        (`Decision.records_flushed`), so nothing is counted twice.
+        """
+        try:
+            if segment.decision not in _NOT_FORWARDED:
+                self._disclose(identity, grant, segment.records, segment.patients)
+        except Exception:
+            log.exception("guard observe failed")
+
+    def _disclose(self, identity: Identity, grant: Grant, records: int,
+                  patients: list[str]) -> None:
+        client = identity.client
+        pseudonym = self._pseudonym(client, identity.subject)
+        self._feed(client, pseudonym, self._compile(grant.policy), records, patients)
+        if self._decoys and patients and not self._decoy_refs(client).isdisjoint(patients):
+            self._quarantine(client, pseudonym, "decoy", grant.mode, "decoy_disclosed")
+
+    def _feed(self, client: str, pseudonym: str, compiled: _Compiled, records: int,
+              patients: list[str]) -> None:
+        """Records and distinct patients disclosed: the late facts of the budgets."""
+        if records or patients:
+            digests = [self._digest(ref) for ref in patients] if patients else []
+            self.store.record(principal_tag(client, pseudonym), compiled.budget, records, digests)
+            if compiled.client_budget is not None:
+                self.store.record(client_tag(client), compiled.client_budget, records, digests)
+
     def _observe(self, identity: Identity, grant: Grant, decision: Decision) -> None:
         if decision.decision in _NOT_FORWARDED:
             return
@@ -217,13 +247,8 @@ class Guard:
         compiled = self._compile(grant.policy)
         limits = compiled.limits
         patients = decision.patients
-        if decision.records or patients:
-            digests = [self._digest(ref) for ref in patients] if patients else []
-            self.store.record(principal_tag(client, pseudonym), compiled.budget,
-                              decision.records, digests)
-            if compiled.client_budget is not None:
-                self.store.record(client_tag(client), compiled.client_budget,
-                                  decision.records, digests)
+        self._feed(client, pseudonym, compiled, decision.records - decision.records_flushed,
+                   patients)
         if self._decoys and patients and not self._decoy_refs(client).isdisjoint(patients):
             if decision.reason != "decoy":  # else admit counted it (report-only forwards)
                 self._quarantine(client, pseudonym, "decoy", grant.mode, "decoy_disclosed")
