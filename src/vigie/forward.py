@@ -12,6 +12,7 @@ unreachable or reset → UpstreamError (502), no answer in time → UpstreamTime
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -86,6 +87,25 @@ def _supported_codings(value: str) -> str:
     return ", ".join(wanted)
 
 
+@dataclass(frozen=True, slots=True)
+class UpstreamTarget:
+    """The configured upstream, parsed once: every client builds URLs from this only."""
+
+    scheme: str
+    host: str
+    port: int | None
+    netloc: str
+    base_path: str
+
+    @classmethod
+    def parse(cls, upstream: str) -> UpstreamTarget:
+        parts = urlsplit(upstream)
+        if parts.hostname is None:
+            raise ValueError("the upstream URL has no host")
+        return cls(parts.scheme, parts.hostname, parts.port, parts.netloc,
+                   parts.path.rstrip("/"))
+
+
 class Forwarder(Protocol):
     async def send(self, method: str, path: str, query: str, headers: Headers,
                    body: AsyncIterator[bytes] | None) -> UpstreamResponse: ...
@@ -98,14 +118,7 @@ class HttpxForwarder:
 
     def __init__(self, upstream: str, *, timeout: float, connect_timeout: float,
                  max_connections: int = 512) -> None:
-        parts = urlsplit(upstream)
-        if parts.hostname is None:
-            raise ValueError("the upstream URL has no host")
-        self._scheme = parts.scheme
-        self._host = parts.hostname
-        self._port = parts.port
-        self._base_path = parts.path.rstrip("/")
-        self._host_header = parts.netloc
+        self._target = UpstreamTarget.parse(upstream)
         self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
         limits = httpx.Limits(max_connections=max_connections,
                               max_keepalive_connections=max_connections, keepalive_expiry=30)
@@ -116,16 +129,17 @@ class HttpxForwarder:
 
     def url(self, path: str, query: str) -> httpx.URL:
         """Always the configured scheme, host and port; the path only ever appended."""
-        raw = (self._base_path + path).encode("ascii")
+        t = self._target
+        raw = (t.base_path + path).encode("ascii")
         if query:
             raw += b"?" + query.encode("ascii")
-        return httpx.URL(scheme=self._scheme, host=self._host, port=self._port, raw_path=raw)
+        return httpx.URL(scheme=t.scheme, host=t.host, port=t.port, raw_path=raw)
 
     async def send(self, method: str, path: str, query: str, headers: Headers,
                    body: AsyncIterator[bytes] | None) -> UpstreamResponse:
         request = self._client.build_request(
             method, self.url(path, query),
-            headers=[("host", self._host_header), *headers],
+            headers=[("host", self._target.netloc), *headers],
             content=body,
         )
         try:
@@ -155,13 +169,7 @@ class AiohttpForwarder:
 
     def __init__(self, upstream: str, *, timeout: float, connect_timeout: float,
                  max_connections: int = 512) -> None:
-        parts = urlsplit(upstream)
-        if parts.hostname is None:
-            raise ValueError("the upstream URL has no host")
-        self._scheme = parts.scheme
-        self._host = parts.hostname
-        self._port = parts.port
-        self._base_path = parts.path.rstrip("/")
+        self._target = UpstreamTarget.parse(upstream)
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout,
                                               sock_read=timeout)
         self._max_connections = max_connections
@@ -169,8 +177,9 @@ class AiohttpForwarder:
 
     def url(self, path: str, query: str) -> yarl.URL:
         """Always the configured scheme, host and port; the path only ever appended."""
-        return yarl.URL.build(scheme=self._scheme, host=self._host, port=self._port,
-                              path=self._base_path + path, query_string=query, encoded=True)
+        t = self._target
+        return yarl.URL.build(scheme=t.scheme, host=t.host, port=t.port,
+                              path=t.base_path + path, query_string=query, encoded=True)
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:  # created inside the serving loop

@@ -23,10 +23,9 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit
 
 from vigie.errors import UpstreamError
-from vigie.forward import response_headers
+from vigie.forward import UpstreamTarget, response_headers
 from vigie.messages import Headers, UpstreamResponse
 from vigie.upstream_connection import UNAVAILABLE, Connection, StaleConnection
 
@@ -203,12 +202,12 @@ class NativeForwarder:
 
     def __init__(self, upstream: str, *, timeout: float, connect_timeout: float,
                  max_connections: int = 512) -> None:
-        parts = urlsplit(upstream)
-        if parts.scheme != "http" or parts.hostname is None:
-            raise ValueError("the native forwarder needs an http:// upstream with a host")
-        self._base_path = parts.path.rstrip("/")
-        self._host_line = f"host: {parts.netloc}\r\n"
-        self.pool = ConnectionPool(parts.hostname, parts.port or 80, timeout=timeout,
+        target = UpstreamTarget.parse(upstream)
+        if target.scheme != "http":
+            raise ValueError("the native forwarder needs an http:// upstream")
+        self._base_path = target.base_path
+        self._host_line = f"host: {target.netloc}\r\n"
+        self.pool = ConnectionPool(target.host, target.port or 80, timeout=timeout,
                                    connect_timeout=connect_timeout,
                                    max_connections=max_connections)
 
