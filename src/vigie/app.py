@@ -56,8 +56,9 @@ class Vigie:
         if not settings.policies.is_dir():
             raise ConfigError(f"{settings.policies} is not a folder of policies (key 'policies')",
                               file=str(settings.source or "<environment>"), key="policies")
-        policies = PolicyStore(settings.policies, metrics)
-        record_pseudonymizer = _record_pseudonymizer(settings, policies.current)
+        policies = PolicyStore(settings.policies, metrics,
+                               validate=lambda loaded: _require_pseudonym_key(settings, loaded))
+        record_pseudonymizer = _record_pseudonymizer(settings)
         pseudonymizer = record_pseudonymizer or _ephemeral()
         try:
             admin_token = read_admin_token(settings.admin.token_file)
@@ -120,15 +121,23 @@ def _forwarder(settings: Settings) -> Forwarder:
     return NativeForwarder(url, timeout=read, connect_timeout=connect)
 
 
-def _record_pseudonymizer(settings: Settings, policies: PolicySet) -> Pseudonymizer | None:
-    """The configured key; without one, no policy may pseudonymize (checked here)."""
-    where = str(settings.source or "<environment>")
+def _record_pseudonymizer(settings: Settings) -> Pseudonymizer | None:
+    """The configured key, read once at start-up."""
+    if settings.pseudonym_key_file is None:
+        return None
+    try:
+        return Pseudonymizer.from_file(settings.pseudonym_key_file)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot use the pseudonym key: {exc}",
+                          file=str(settings.source or "<environment>"),
+                          key="pseudonym_key_file") from exc
+
+
+def _require_pseudonym_key(settings: Settings, policies: PolicySet) -> None:
+    """Without a key, no policy may pseudonymize: refused at start-up and on reload."""
     if settings.pseudonym_key_file is not None:
-        try:
-            return Pseudonymizer.from_file(settings.pseudonym_key_file)
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot use the pseudonym key: {exc}", file=where,
-                              key="pseudonym_key_file") from exc
+        return
+    where = str(settings.source or "<environment>")
     for policy in policies.clients.values():
         for route in policy.routes:
             rules = route.response.fields if route.response else ()
@@ -137,7 +146,6 @@ def _record_pseudonymizer(settings: Settings, policies: PolicySet) -> Pseudonymi
                     f"policy {policy.client!r} route {route.name!r} pseudonymizes: "
                     "pseudonym_key_file is required (key 'pseudonym_key_file')",
                     file=where, key="pseudonym_key_file")
-    return None
 
 
 def _ephemeral() -> Pseudonymizer:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from vigie.errors import ConfigError
@@ -20,10 +21,15 @@ log = logging.getLogger("vigie.policy")
 
 
 class PolicyStore:
-    def __init__(self, folder: Path, metrics: Metrics) -> None:
+    """`validate` adds the checks that need the configuration (e.g. a pseudonym key for
+    pseudonymizing policies): it raises ConfigError, at start-up as on reload."""
+
+    def __init__(self, folder: Path, metrics: Metrics,
+                 validate: Callable[[PolicySet], None] = lambda policies: None) -> None:
         self.folder = folder
         self._metrics = metrics
-        self.current: PolicySet = load_policies(folder)  # raises: start-up must stop
+        self._validate = validate
+        self.current: PolicySet = self._load()  # raises: start-up must stop
         self._fingerprint = self._scan()
         self._watch_task: asyncio.Task[None] | None = None
         metrics.policies_loaded(self.current)
@@ -35,11 +41,16 @@ class PolicyStore:
         except OSError:
             return ()
 
+    def _load(self) -> PolicySet:
+        policies = load_policies(self.folder)
+        self._validate(policies)
+        return policies
+
     def reload(self) -> bool:
         """Load the folder again; on any error keep the old policies. True when replaced."""
         self._fingerprint = self._scan()
         try:
-            policies = load_policies(self.folder)
+            policies = self._load()
         except ConfigError as exc:
             self._metrics.policy_reload_failures.inc()
             log.error("policy reload failed, previous policies kept: %s", exc)
