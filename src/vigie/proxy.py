@@ -230,8 +230,14 @@ class Proxy:
             except VigieError as audit_exc:  # fail-closed audit: 503 instead
                 exc = audit_exc
                 decision.status, decision.decision = exc.status, "error"
-        body = orjson.dumps({"type": exc.problem_type, "title": exc.title, "status": exc.status,
-                             "detail": exc.detail, "request_id": decision.request_id})
+        problem: dict[str, object] = {"type": exc.problem_type, "title": exc.title,
+                                      "status": exc.status, "detail": exc.detail,
+                                      "request_id": decision.request_id}
+        verdict = exc.headers.get("Vigie-Decision", "")
+        if isinstance(exc, Throttled) and ";signal=" in verdict:
+            # which budget or signal refused: never a threshold, a score or a patient
+            problem["signal"] = verdict.partition(";signal=")[2]
+        body = orjson.dumps(problem)
         response = OutgoingResponse(status=exc.status, headers=list(exc.headers.items()),
                                     body=body, media_type="application/problem+json")
         await _send_whole(send, response, body, decision.request_id)

@@ -23,6 +23,7 @@ def assert_refused(response: httpx.Response, decision: str, signal: str) -> None
     problem = response.json()
     assert problem["type"] == PROBLEM and problem["status"] == 429
     assert f"signal: {signal}" in problem["detail"]
+    assert problem["signal"] == signal
     assert response.headers["vigie-decision"] == f"{decision};signal={signal}"
     assert int(response.headers["retry-after"]) >= 1
     assert response.headers["x-request-id"] == problem["request_id"]
