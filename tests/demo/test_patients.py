@@ -25,7 +25,7 @@ from vigie.demo.patients import (
 )
 from vigie.demo.places import CORSICA, METROPOLITAN, OVERSEAS
 
-VECTORS = Path("/work/shared/data/nir_vectors.json")
+VECTORS = Path(__file__).resolve().parents[1] / "data" / "nir_vectors.json"  # copy of shared/data
 # A NIR as people write it in free text: groups separated by nothing, spaces, dots or dashes.
 WRITTEN_NIR = re.compile(
     r"(?<![0-9A-Za-z])([1-478])[ .-]?(\d\d)[ .-]?(\d\d)[ .-]?(\d[0-9AB]|\d\d)[ .-]?(\d\d\d)"

@@ -1,6 +1,6 @@
 """The NIR rule through the proxy: every valid vector, every written form, everywhere.
 
-Vectors come from /work/shared/data/nir_vectors.json (40 valid NIRs in 5 forms,
+Vectors come from tests/data/nir_vectors.json (a copy of shared/data) (40 valid NIRs in 5 forms,
 Corsica 2A/2B and overseas included). One request carries every vector of a form
 in every place a NIR can hide; each form is then looked for in what the client got.
 """

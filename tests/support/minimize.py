@@ -29,7 +29,8 @@ from vigie.policy.selectors import parse_location, parse_selector
 from vigie.pseudonym import Pseudonymizer
 from vigie.telemetry.metrics import Metrics
 
-VECTORS_PATH = Path("/work/shared/data/nir_vectors.json")
+# A copy of shared/data/nir_vectors.json: the tests need nothing outside the repository.
+VECTORS_PATH = Path(__file__).resolve().parents[1] / "data" / "nir_vectors.json"
 CLIENT = "test-client"
 ROUTE = "read-patient"
 PSEUDONYM_KEY = b"k" * 32
