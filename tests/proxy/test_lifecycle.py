@@ -92,6 +92,8 @@ def test_sigterm_finishes_in_flight_requests_then_exits_0(tmp_path: Path) -> Non
             assert upstream.requests, "the request never reached the upstream"
             proc.send_signal(signal.SIGTERM)
             time.sleep(0.3)
+            # draining: not ready any more (the admin listener stays up until the end)
+            assert httpx.get(f"http://127.0.0.1:{admin}/readyz", timeout=1).status_code == 503
             with pytest.raises(httpx.ConnectError):  # no longer accepting
                 httpx.get(f"http://127.0.0.1:{port}/slow", timeout=1)
             thread.join(10)
