@@ -20,7 +20,7 @@ from vigie.context import Decision, Identity
 from vigie.errors import InspectionError
 from vigie.minimize import nir
 from vigie.minimize.fields import RecordContext, RecordPlan, as_text
-from vigie.minimize.tree import count_nir, scan_key, scan_tree
+from vigie.minimize.tree import check_depth, count_nir, scan_key, scan_tree
 from vigie.policy.model import Each, Key, Step
 
 
@@ -70,7 +70,7 @@ class Job:
                 raise InspectionError("records are not where the policy says")
             if step.name not in value:
                 if index > 0 and isinstance(self.steps[index - 1], Each):
-                    return scan_tree(value, self.decision, index)
+                    return self._rest(value, index)
                 raise InspectionError("records are not where the policy says")
             out: dict[str, Any] = {}
             for key, item in value.items():
@@ -79,7 +79,7 @@ class Job:
                     if item is WITHHELD:
                         return WITHHELD
                 else:
-                    item = scan_tree(item, self.decision, index + 1)
+                    item = self._rest(item, index + 1)
                 out[scan_key(key, self.decision)] = item
             return out
         if not isinstance(value, list):
@@ -91,9 +91,17 @@ class Job:
                 if element is WITHHELD:
                     continue
             else:
-                element = scan_tree(element, self.decision, index + 1)
+                element = self._rest(element, index + 1)
             kept.append(element)
         return kept
+
+    def _rest(self, value: Any, depth: int) -> Any:
+        """A part of the document that holds no record: NIR-scanned (or, in the one-scan
+        pass, left for the scan of the output)."""
+        if self.ctx.scan:
+            return scan_tree(value, self.decision, depth)
+        check_depth(value, depth)
+        return value
 
 
 def _matches(element: Any, key: str, wanted: str) -> bool:

@@ -8,6 +8,12 @@ keeps only the city). Parts no rule reaches follow `unlisted`. Every value that
 leaves is NIR-scanned; the only exception is a scalar that a `keep` rule names
 directly and whose whole text is one NIR (contract section 3).
 
+Applying a plan with `RecordContext.scan` off (the one-scan pass, `onescan.py`)
+applies the same actions but leaves the NIR scan to the serialized output.
+Speed: node flags are computed at compile time, transform closures once per
+response, audit paths only when a rule without selector text needs them, and
+the keys to visit once per key sequence of the records (`_Node.shape`).
+
 Non-scalar values under mask/pseudonymize/generalize are transformed leaf by
 leaf; null stays null. A value that cannot be generalized (not a date, not a
 postcode) becomes null: the safe side.
@@ -15,7 +21,6 @@ postcode) becomes null: the safe side.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,14 +28,22 @@ from typing import Any
 from vigie.context import Decision, Identity
 from vigie.errors import InspectionError
 from vigie.minimize import nir
-from vigie.minimize.tree import MAX_DEPTH, scan_key, scan_scalar, scan_tree
+from vigie.minimize.tree import (
+    MAX_DEPTH,
+    Fallback,
+    check_depth,
+    scan_key,
+    scan_scalar,
+    scan_tree,
+)
+from vigie.minimize.values import as_text as as_text
+from vigie.minimize.values import department as department
+from vigie.minimize.values import generalize, mask, select_first
 from vigie.policy.model import (
     Action,
     Each,
     FieldRule,
-    Generalization,
     Key,
-    MaskStyle,
     ResponseRule,
     Selector,
     Step,
@@ -38,9 +51,6 @@ from vigie.policy.model import (
 )
 from vigie.pseudonym import Pseudonymizer
 
-_YEAR = re.compile(r"(\d{4})(?:$|[-/T ])")
-_MONTH = re.compile(r"(\d{4})-(\d{2})(?:$|[-T ])")
-_POSTCODE = re.compile(r"\d{5}")
 _UNLISTED = Selector(text="", steps=())
 _KEEP_ALL = FieldRule(selector=_UNLISTED, action=Action.KEEP)
 _DROP_ALL = FieldRule(selector=_UNLISTED, action=Action.DROP)
@@ -53,6 +63,16 @@ class RecordContext:
     decision: Decision
     client: str
     pseudonymizer: Pseudonymizer | None
+    # The closures `_transform` builds, once per field rule per response (by rule id).
+    transforms: dict[int, Callable[[Any], Any]] = field(default_factory=dict)
+    # False in the one-scan pass (`onescan.py`): kept values are not scanned here, the
+    # serialized output is; anything that pass cannot mirror exactly raises Fallback.
+    scan: bool = True
+
+
+_Shape = tuple[tuple[tuple[str, "_Node | None", int], ...], int]
+_MAX_SHAPE_KEYS = 64
+_MAX_SHAPES = 256
 
 
 @dataclass(slots=True)
@@ -61,6 +81,52 @@ class _Node:
     keys: dict[str, _Node] = field(default_factory=dict)
     each: _Node | None = None
     where: dict[tuple[str, str], _Node] = field(default_factory=dict)
+    # Set by `finish` once the trie is built: the rule of a leaf node (applied without
+    # walking), and whether a rule without selector text (whose audit name is the
+    # path) may apply at or under this node.
+    leaf_rule: FieldRule | None = None
+    textless: bool = False
+    # The selector text of a leaf `keep` rule (the common case, handled inline).
+    keep_text: str | None = None
+    # Key sequences of records met at this node, with what `shape` computed for them.
+    shapes: dict[tuple[str, ...], tuple[bool, _Shape]] = field(default_factory=dict)
+
+    def finish(self) -> bool:
+        """Precompute `leaf_rule` and `textless` for this subtree; returns `textless`."""
+        self.leaf_rule = self.rule if self.is_leaf() else None
+        leaf = self.leaf_rule
+        self.keep_text = leaf.selector.text or None \
+            if leaf is not None and leaf.action is Action.KEEP else None
+        textless = self.rule is not None and not self.rule.selector.text
+        for child in (*self.keys.values(), *self.where.values(),
+                      *((self.each,) if self.each is not None else ())):
+            textless = child.finish() or textless
+        self.textless = textless
+        return textless
+
+    def shape(self, value: dict[str, Any], dropping: bool) -> _Shape:
+        """The keys of `value` to visit, in order, each with its child node (None when
+        unlisted) and how many dropped keys precede it; and the number dropped. Records
+        of one response share a few key sequences: they are computed once per sequence."""
+        keys = tuple(value) if len(value) <= _MAX_SHAPE_KEYS else None
+        cached = self.shapes.get(keys) if keys is not None else None
+        if cached is not None and cached[0] is dropping:
+            return cached[1]
+        entries: list[tuple[str, _Node | None, int]] = []
+        dropped = 0
+        children = self.keys
+        for key in value:
+            child = children.get(key)
+            if child is None and dropping:  # the common case: an unlisted field
+                dropped += 1
+            else:
+                entries.append((key, child, dropped))
+        shape = (tuple(entries), dropped)
+        if keys is not None:
+            if len(self.shapes) >= _MAX_SHAPES:
+                self.shapes.clear()
+            self.shapes[keys] = (dropping, shape)
+        return shape
 
     def child(self, step: Step) -> _Node:
         if isinstance(step, Key):
@@ -82,79 +148,6 @@ class _Node:
         return self.each
 
 
-def as_text(value: Any) -> str | None:
-    """A JSON scalar as text (JSON spelling for booleans); None for null and containers."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return repr(value)
-    return None
-
-
-def select_first(record: Any, steps: tuple[Step, ...]) -> Any:
-    """The first value a selector reaches in a record, or None."""
-    value = record
-    for step in steps:
-        if isinstance(step, Key):
-            if not isinstance(value, dict) or step.name not in value:
-                return None
-            value = value[step.name]
-            continue
-        if not isinstance(value, list):
-            return None
-        if isinstance(step, Each):
-            if not value:
-                return None
-            value = value[0]
-        else:
-            matches = [e for e in value if isinstance(e, dict)
-                       and as_text(e.get(step.key)) == step.value]
-            if not matches:
-                return None
-            value = matches[0]
-    return value
-
-
-def department(value: str) -> str | None:
-    text = value.strip()
-    if not _POSTCODE.fullmatch(text):
-        return None
-    if text.startswith("20"):
-        return "2A" if text[2] in "01" else "2B" if text[2] in "26" else "20"
-    if text.startswith(("97", "98")):
-        return text[:3]
-    return text[:2]
-
-
-def generalize(value: Any, how: Generalization | None) -> str | None:
-    if isinstance(value, int) and not isinstance(value, bool) and how is Generalization.DEPARTMENT:
-        text: str | None = f"{value:05d}"
-    else:
-        text = as_text(value)
-    if text is None:
-        return None
-    if how is Generalization.YEAR:
-        year = _YEAR.match(text)
-        return year.group(1) if year else None
-    if how is Generalization.MONTH:
-        month = _MONTH.match(text)
-        return f"{month.group(1)}-{month.group(2)}" if month else None
-    if how is Generalization.DEPARTMENT:
-        return department(text)
-    return None
-
-
-def mask(text: str, style: MaskStyle | None) -> str:
-    shown = 2 if style is MaskStyle.LAST2 else 4 if style is MaskStyle.LAST4 else 0
-    if shown == 0 or len(text) <= shown:
-        return "*" * len(text)
-    return "*" * (len(text) - shown) + text[-shown:]
-
-
 class RecordPlan:
     """One compiled ResponseRule, applied to many records."""
 
@@ -166,6 +159,7 @@ class RecordPlan:
             for step in field_rule.selector.steps:
                 node = node.child(step)
             node.rule = field_rule
+        self.root.finish()
         self.default = _KEEP_ALL if rule.unlisted is Unlisted.KEEP else _DROP_ALL
         id_node = self.root.keys.get("id")
         self.id_pseudonymized = (id_node is not None and id_node.rule is not None
@@ -197,33 +191,54 @@ class RecordPlan:
     def _walk(self, value: Any, node: _Node, inherited: FieldRule, path: str,
               ctx: RecordContext) -> tuple[bool, Any]:
         rule = node.rule or inherited
-        if isinstance(value, dict) and node.keys:
+        if node.keys and isinstance(value, dict):
             out: dict[str, Any] = {}
-            children = node.keys
             dropping = rule.action is Action.DROP
-            for key, item in value.items():
-                child = children.get(key)
-                if child is None and dropping:  # the common case: an unlisted field
-                    ctx.decision.masked["drop"] += 1
-                    continue
-                sub = f"{path}.{key}" if path else key
-                if child is not None and child.rule is not None and child.is_leaf():
-                    present, new = self._act(item, child.rule, True, sub, ctx)
-                elif child is not None:
-                    present, new = self._walk(item, child, rule, sub, ctx)
-                else:
-                    present, new = self._act(item, rule, False, sub, ctx)
-                if present:
-                    out[key if len(key) < nir.MIN_LENGTH else scan_key(key, ctx.decision)] = new
+            rule_textless = not rule.selector.text
+            act = self._act
+            scanning = ctx.scan
+            fields_add = ctx.decision.fields.add
+            entries, total_drops = node.shape(value, dropping)
+            drops = 0
+            try:
+                for key, child, dropped_before in entries:
+                    drops = dropped_before
+                    item = value[key]
+                    if child is None:
+                        sub = (f"{path}.{key}" if path else key) if rule_textless else ""
+                        present, new = act(item, rule, False, sub, ctx)
+                    elif child.keep_text is not None and (
+                            not scanning or (type(item) is str and len(item) < nir.MIN_LENGTH)):
+                        # `_act` for a named keep, inline: nothing to scan here
+                        fields_add(child.keep_text)
+                        if type(item) is dict or type(item) is list:
+                            check_depth(item)
+                        present, new = True, item
+                    else:
+                        needs_path = child.textless or (child.rule is None and rule_textless)
+                        sub = (f"{path}.{key}" if path else key) if needs_path else ""
+                        if child.leaf_rule is not None:
+                            present, new = act(item, child.leaf_rule, True, sub, ctx)
+                        else:
+                            present, new = self._walk(item, child, rule, sub, ctx)
+                    if present:
+                        out[key if len(key) < nir.MIN_LENGTH else scan_key(key, ctx.decision)] = new
+                drops = total_drops
+            finally:  # drops before a failing field are counted, as the metrics see them
+                if drops:
+                    ctx.decision.masked["drop"] += drops
             return True, out
         if isinstance(value, list) and (node.each is not None or node.where):
             items: list[Any] = []
+            element_path = path + "[*]" if path else ""
+            if not element_path and (node.textless or not rule.selector.text):
+                element_path = "[*]"
             for element in value:
                 child = node.element_child(element)
                 if child is not None:
-                    present, new = self._walk(element, child, rule, path + "[*]", ctx)
+                    present, new = self._walk(element, child, rule, element_path, ctx)
                 else:
-                    present, new = self._act(element, rule, False, path + "[*]", ctx)
+                    present, new = self._act(element, rule, False, element_path, ctx)
                 if present:
                     items.append(new)
             return True, items
@@ -238,12 +253,25 @@ class RecordPlan:
             return False, None
         if action is Action.KEEP:
             decision.fields.add(rule.selector.text or path)
-            if named and isinstance(value, str | int) and not isinstance(value, bool) \
-                    and nir.is_whole_nir(str(value)):
+            if not ctx.scan:
+                check_depth(value)
+                return True, value
+            kind = type(value)
+            if kind is str:
+                if len(value) < nir.MIN_LENGTH:  # too short to hold a NIR: nothing to scan
+                    return True, value
+                if named and nir.is_whole_nir(value):
+                    return True, value
+                return True, scan_scalar(value, decision)
+            if named and kind is int and nir.is_whole_nir(str(value)):
                 return True, value
             return True, scan_tree(value, decision)
-        transform = self._transform(rule, ctx)
-        return True, _map_leaves(value, transform, action.value, ctx.decision)
+        transform = ctx.transforms.get(id(rule))
+        if transform is None:
+            transform = ctx.transforms[id(rule)] = self._transform(rule, ctx)
+        if not ctx.scan and isinstance(value, dict | list):
+            raise Fallback  # _map_leaves changes containers in place: not in this pass
+        return True, _map_leaves(value, transform, action.value, decision)
 
     def _transform(self, rule: FieldRule, ctx: RecordContext) -> Callable[[Any], Any]:
         if rule.action is Action.MASK:

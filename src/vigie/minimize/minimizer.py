@@ -7,7 +7,9 @@ Order of decisions for one response:
    place: a text export labelled octet-stream is caught); any type that cannot be inspected on
    a route with response rules: 502;
 3. NDJSON, and JSON arrays whose records are `$[*]`: streamed record by record;
-4. everything else: read (capped), decoded, minimized, re-serialized.
+4. everything else: read (capped), decoded, minimized, re-serialized (a JSON
+   document with field rules goes through the one-scan pass first, `onescan.py`,
+   and through the per-value path only when that pass is unsure).
 
 Field rules apply to 2xx responses only; the NIR rule applies to every body and
 to every header value. In report-only mode every decision is counted exactly
@@ -43,6 +45,7 @@ from vigie.minimize.decode import (
     parse_content_type,
 )
 from vigie.minimize.fields import RecordContext, plan_for
+from vigie.minimize.onescan import minimize_once
 from vigie.minimize.stream import (
     ArraySplitter,
     LineSplitter,
@@ -186,6 +189,10 @@ class Minimizer:
             if kind is Kind.JSON:
                 raise
             return None
+        if job.plan is not None:
+            once = minimize_once(document, job)
+            if once is not None:
+                return once
         result = job.visit(document)
         if result is WITHHELD:
             if report_only:

@@ -50,6 +50,8 @@ _SCANNER = re.compile(
     + _SEP.join([_D] * 8)
     + "(?![0-9])"
 )
+# Any match of the scanner, valid key or not, is a candidate (the one-scan pass uses it).
+SCANNER = _SCANNER
 _SEPARATORS = re.compile(_SEP[:-1])
 
 Span = tuple[int, int]

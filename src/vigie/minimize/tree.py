@@ -94,3 +94,21 @@ def scan_tree(value: Any, decision: Decision, depth: int = 0) -> Any:
                 elif kind is int or kind is float:
                     container[index] = scan_scalar(item, decision)
     return value
+
+
+class Fallback(Exception):  # noqa: N818 - a signal, not an error
+    """The one-scan pass (`onescan.py`) cannot decide alone: the per-value path runs."""
+
+
+def check_depth(value: Any, depth: int = 0) -> None:
+    """What `scan_tree` would refuse for nesting, found without scanning: raises Fallback."""
+    if type(value) is not dict and type(value) is not list:
+        return
+    stack: list[tuple[dict[str, Any] | list[Any], int]] = [(value, depth)]
+    while stack:
+        container, level = stack.pop()
+        if level > MAX_DEPTH:
+            raise Fallback
+        for item in container.values() if type(container) is dict else container:
+            if type(item) is dict or type(item) is list:
+                stack.append((item, level + 1))
