@@ -35,6 +35,7 @@ from redis.exceptions import NoScriptError, RedisError
 
 from vigie.guard import lua
 from vigie.guard.breaker import CircuitBreaker
+from vigie.guard.coalesce import AdmitBatcher
 from vigie.guard.limits import Budget
 from vigie.guard.sketch import EXACT_LIMIT
 from vigie.guard.store import Check, MemoryStore, Quarantine, Verdict, principal_tag
@@ -81,6 +82,10 @@ class RedisStore:
         self._flush_lock = asyncio.Lock()
         self._flusher: asyncio.Task[None] | None = None
         self._closing = False
+        # The hot path: concurrent admissions share one pipelined round trip.
+        self._batcher = AdmitBatcher(client.connection_pool, numkeys=5, timeout=timeout,
+                                     sha=lambda: self._sha["admit"],
+                                     reload=self._load_scripts)
 
     def _health_changed(self, up: bool) -> None:
         if self._gauge is not None:
@@ -92,6 +97,7 @@ class RedisStore:
         try:
             async with asyncio.timeout(max(self.timeout, 1.0)):
                 await self._load_scripts()
+                await self._batcher.connect()
                 # Warm the pool so the first burst of requests finds open connections.
                 await asyncio.gather(*(self.redis.ping()
                                        for _ in range(min(8, self.max_connections))))
@@ -114,6 +120,7 @@ class RedisStore:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
         await self.flush()
+        await self._batcher.close()
         await self.redis.aclose()
 
     async def _load_scripts(self) -> None:
@@ -146,11 +153,7 @@ class RedisStore:
         calls = [self._admit_call(check) for check in checks]
         try:
             async with asyncio.timeout(self.timeout):
-                try:
-                    replies = await self._run(calls)
-                except NoScriptError:
-                    await self._load_scripts()
-                    replies = await self._run(calls)
+                replies = await self._batcher.run(calls)
         except _FAILURES as exc:
             log.debug("redis admit failed: %r", exc)
             self.breaker.failure()
@@ -169,15 +172,6 @@ class RedisStore:
                 repr(budget.records_interval_ms), repr(budget.records_window_ms),
                 str(budget.patients_limit), repr(window_end_ms), str(EXACT_LIMIT))
         return (*keys, *args)
-
-    async def _run(self, calls: list[tuple[str, ...]]) -> list[Any]:
-        sha = self._sha["admit"]
-        if len(calls) == 1:
-            return [await self.redis.evalsha(sha, 5, *calls[0])]
-        pipe = self.redis.pipeline(transaction=False)
-        for call in calls:
-            pipe.evalsha(sha, 5, *call)
-        return list(await pipe.execute())
 
     def _verdict(self, check: Check, reply: list[Any]) -> Verdict:
         code = int(reply[0])
