@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import cProfile
 import pstats
+import statistics
 import sys
 import tempfile
 import time
@@ -32,6 +33,7 @@ from vigie.pseudonym import Pseudonymizer  # noqa: E402
 from vigie.telemetry.metrics import Metrics  # noqa: E402
 
 ROUNDS = 2000
+BATCHES = 10
 
 
 def setup(page: bool) -> tuple[Minimizer, Grant, Identity, bytes]:
@@ -63,12 +65,15 @@ async def one(minimizer: Minimizer, grant: Grant, identity: Identity,
 async def measure(page: bool) -> float:
     minimizer, grant, identity, body = setup(page)
     await one(minimizer, grant, identity, body)
-    start = time.perf_counter()
-    for _ in range(ROUNDS):
-        await one(minimizer, grant, identity, body)
-    per = (time.perf_counter() - start) / ROUNDS * 1e6
-    print(f"{per:.1f} us per response ({len(body)} bytes in)")
-    return per
+    batches = []
+    for _ in range(BATCHES):  # the best batch: the least disturbed by other processes
+        start = time.perf_counter()
+        for _ in range(ROUNDS // BATCHES):
+            await one(minimizer, grant, identity, body)
+        batches.append((time.perf_counter() - start) / (ROUNDS // BATCHES) * 1e6)
+    best, median = min(batches), statistics.median(batches)
+    print(f"{best:.1f} us per response (best batch; median {median:.1f}; {len(body)} bytes in)")
+    return best
 
 
 def main() -> None:

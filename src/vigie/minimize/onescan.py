@@ -7,25 +7,28 @@ the NIR scanner once over the serialized bytes. When that scan finds nothing,
 the per-value path would have found nothing either, and the two produce the
 same output and the same counts: that output is used. Whenever this pass cannot
 be sure, it gives up (returns None) and the caller runs the per-value path from
-scratch on the untouched document; the pass never changes the parsed document
-and counts into a scratch Decision that is merged only on success.
+scratch on the untouched document; the pass never changes the parsed document,
+and the counts it made are taken back from the Decision.
 
-Why a clean scan of the output proves a clean document (every text the
-per-value path scans — kept strings, numbers, keys, generalized values, the
-envelope — appears in the output, orjson writing no whitespace between tokens):
+Why a clean output proves a clean document (every text the per-value path
+scans — kept strings, numbers, keys, generalized values, the envelope — appears
+in the output, orjson writing no whitespace between tokens):
 
-- Any scanner match, valid key or not, sends the document to the per-value
-  path. That path then also decides the keep-whole-NIR exception exactly.
+- A cheap pre-filter first (`_CANDIDATE_CHARS`): no run of 15 digits once
+  separators and escape bytes are ignored means no NIR anywhere. Only when it
+  finds a run are the checks below made; any of them sends the document to the
+  per-value path, which then also decides the keep-whole-NIR exception exactly.
+- Any scanner match, valid key or not.
 - A match never spans two tokens: quotes, commas, colons and brackets are not
   NIR separators.
 - orjson escapes `"`, `\\` and control characters. `\\"`, `\\\\`, `\\n`, `\\r`,
   `\\b`, `\\f` stand for a character that is neither a digit nor a separator, and
   are written with such characters: a match and its boundaries are unchanged.
   A TAB is a separator but is written `\\t`, and `\\u00XX` puts digits next to
-  the text: any `\\t` or `\\u` in the output sends the document to the per-value path.
+  the text: any `\\t` or `\\u` in the output.
 - Numbers: orjson writes integers as `str` does and floats with the digits of
   `repr`, except between 1e-5 and 1e-4 where it writes `0.0000…` instead of
-  `…e-05`; any `0.0000` in the output sends the document to the per-value path.
+  `…e-05`: any `0.0000` in the output.
 - Depth: what the per-value path would refuse as too deeply nested is found by
   walking containers only (`tree.check_depth`), and sent to the per-value path.
 - A withheld record, a transform of a container (which the per-value path does
@@ -42,50 +45,65 @@ from vigie.context import Decision
 from vigie.errors import InspectionError
 from vigie.minimize import nir
 from vigie.minimize.bodies import WITHHELD, Job
-from vigie.minimize.fields import RecordContext
 from vigie.minimize.tree import Fallback
 
 _UNSURE = (b"\\t", b"\\u", b"0.0000")
 _SCANNER_SEARCH = nir.SCANNER.search
 # A scanner match is 15 digits (or Corsica letters) with separators between them. With
-# every byte a separator may use deleted and the other bytes mapped to `d` (a digit or
-# A/B/a/b) or `x`, a match becomes at least 15 `d` in a row: a superset, checked in C.
+# every byte a separator may use deleted, and the bytes of a `\t` or `\uXXXX` escape
+# too, and the other bytes mapped to `d` (a digit or A/B/a/b) or `x`, any text the
+# per-value path would find a NIR in becomes at least 15 `d` in a row: a superset.
+# (A float between 1e-5 and 1e-4 holding one is written `0.0000` and its 15+ digits.)
 _CANDIDATE_CHARS = bytes(ord("d") if chr(b) in "0123456789ABab" else ord("x") for b in range(256))
-_SEPARATOR_BYTES = " \t.-\u00a0\u202f\u2010\u2011".encode()  # nir._SEP, in UTF-8
+_IGNORED_BYTES = " \t.-\u00a0\u202f\u2010\u2011".encode() + b"\\tu"  # nir._SEP + escapes
 _CANDIDATE = b"d" * nir.MIN_LENGTH
 
 
 def minimize_once(document: Any, job: Job) -> bytes | None:
-    """The minimized, serialized document, counted into `job.decision`; None when unsure."""
-    scratch = Decision(job.decision.request_id, job.decision.method)
-    ctx = job.ctx
-    trial = Job(scratch, job.identity, job.plan, job.steps,
-                RecordContext(scratch, ctx.client, ctx.pseudonymizer, scan=False))
+    """The minimized, serialized document, counted into `job.decision`; None when unsure
+    (the decision is then as it was before)."""
+    decision = job.decision
+    before = _counts(decision)
+    job.ctx.scan = False
+    result: Any = WITHHELD
     try:
-        result = trial.visit(document)
+        result = job.visit(document)
     except (Fallback, InspectionError):  # the per-value path raises it, counted as it goes
+        result = WITHHELD
+    finally:
+        job.ctx.scan = True
+    output = None
+    if result is not WITHHELD:
+        try:
+            output = orjson.dumps(result)
+        except orjson.JSONEncodeError:
+            output = None
+    # The pre-filter costs about 1 ns a byte of output (C loops); the rest runs only when
+    # it finds a candidate run.
+    if output is None or _CANDIDATE in output.translate(_CANDIDATE_CHARS, _IGNORED_BYTES) and (
+            any(unsure in output for unsure in _UNSURE)
+            or _SCANNER_SEARCH(output.decode()) is not None):
+        _restore(decision, before)
         return None
-    if result is WITHHELD:
-        return None
-    try:
-        output = orjson.dumps(result)
-    except orjson.JSONEncodeError:
-        return None
-    for unsure in _UNSURE:
-        if unsure in output:
-            return None
-    # The scanner costs ~20 ns a character of output, the pre-filter about 1 (C loops).
-    if _CANDIDATE in output.translate(_CANDIDATE_CHARS, _SEPARATOR_BYTES) \
-            and _SCANNER_SEARCH(output.decode()) is not None:
-        return None
-    _merge(scratch, job.decision)
     return output
 
 
-def _merge(scratch: Decision, decision: Decision) -> None:
-    decision.masked.update(scratch.masked)
-    decision.nir_detections.update(scratch.nir_detections)
-    decision.fields |= scratch.fields
-    decision.patients.extend(scratch.patients)
-    decision.records += scratch.records
-    decision.withheld += scratch.withheld
+_Counts = tuple[dict[str, int], dict[str, int], set[str], int, int, int]
+
+
+def _counts(decision: Decision) -> _Counts:
+    return (dict(decision.masked), dict(decision.nir_detections), set(decision.fields),
+            len(decision.patients), decision.records, decision.withheld)
+
+
+def _restore(decision: Decision, counts: _Counts) -> None:
+    masked, detections, fields, patients, records, withheld = counts
+    decision.masked.clear()
+    decision.masked.update(masked)
+    decision.nir_detections.clear()
+    decision.nir_detections.update(detections)
+    decision.fields.clear()
+    decision.fields.update(fields)
+    del decision.patients[patients:]
+    decision.records = records
+    decision.withheld = withheld
