@@ -144,7 +144,7 @@ def vigie(tmp: Path, upstream: str, jwks: str, policy: str = POLICY
     """`vigie serve` as a subprocess: (pid, proxy base URL)."""
     (tmp / "policies").mkdir()
     (tmp / "policies" / "policy.yaml").write_text(policy)
-    (tmp / "pseudonym.key").write_bytes(os.urandom(32))
+    (tmp / "pseudonym.key").write_bytes(os.urandom(32).hex().encode())
     port, admin = free_port(), free_port()
     config = tmp / "vigie.yaml"
     config.write_text(

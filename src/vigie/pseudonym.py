@@ -33,7 +33,9 @@ class Pseudonymizer:
 
     @classmethod
     def from_file(cls, path: Path) -> Pseudonymizer:
-        return cls(path.read_bytes().strip())
+        # Only a trailing line break is not key material (`openssl rand -hex 32 > key`):
+        # stripping all whitespace could shorten a binary key.
+        return cls(path.read_bytes().rstrip(b"\r\n"))
 
     @classmethod
     def ephemeral(cls) -> Pseudonymizer:
