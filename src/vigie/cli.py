@@ -84,6 +84,7 @@ def _dispatch(args: argparse.Namespace, argv: list[str]) -> int:
         return _serve(args.config)
     if args.command == "demo":
         _logging()
+        logging.getLogger("uvicorn.error").setLevel(logging.WARNING)  # four servers: quiet
         from vigie.demo.runner import run_demo
 
         return run_demo()
