@@ -35,8 +35,8 @@ class SecurityEvents:
             with self._lock:
                 self._stream().write(line)
                 self._stream().flush()
-        except OSError:
-            log.exception("security event could not be written")
+        except OSError as exc:
+            log.error("security event could not be written: %s", type(exc).__name__)
 
     def _stream(self) -> IO[bytes]:
         if self.path == "-":

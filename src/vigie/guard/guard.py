@@ -134,8 +134,8 @@ class Guard:
                 await self.quarantines()
                 for client in list(self._scores):
                     self._publish_score(client)
-            except Exception:  # gauges must never stop the guard
-                log.exception("guard gauge refresh failed")
+            except Exception as exc:  # gauges must never stop the guard
+                log.error("guard gauge refresh failed: %s", type(exc).__name__)
 
     # -- before forwarding -------------------------------------------------------------
     async def admit(self, identity: Identity, grant: Grant, decision: Decision) -> None:
@@ -206,8 +206,8 @@ class Guard:
     async def observe(self, identity: Identity, grant: Grant, decision: Decision) -> None:
         try:
             self._observe(identity, grant, decision)
-        except Exception:  # observing must never break a response already built
-            log.exception("guard observe failed")
+        except Exception as exc:  # observing must never break a response already built
+            log.error("guard observe failed: %s", type(exc).__name__)
 
     async def observe_disclosed(self, identity: Identity, grant: Grant,
                                 segment: Decision) -> None:
@@ -219,8 +219,8 @@ class Guard:
         try:
             if segment.decision not in _NOT_FORWARDED:
                 self._disclose(identity, grant, segment.records, segment.patients)
-        except Exception:
-            log.exception("guard observe failed")
+        except Exception as exc:
+            log.error("guard observe failed: %s", type(exc).__name__)
 
     def _disclose(self, identity: Identity, grant: Grant, records: int,
                   patients: list[str]) -> None:

@@ -216,8 +216,8 @@ class RedisStore:
             self._wake.clear()
             try:
                 await self.flush()
-            except Exception:  # the flusher must survive anything
-                log.exception("guard flush failed")
+            except Exception as exc:  # the flusher must survive anything
+                log.error("guard flush failed: %s", type(exc).__name__)
 
     async def flush(self) -> None:
         async with self._flush_lock:
