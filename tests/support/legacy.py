@@ -9,19 +9,15 @@ stops it cleanly. `LegacyServer` is the synthetic legacy patient API served that
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
-import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import httpx
-import uvicorn
-from starlette.types import ASGIApp
 
+from support.servers import free_socket, serve_in_thread
 from vigie.demo.issuer import DemoIssuer
 from vigie.demo.legacy_api import create_legacy_app
 from vigie.demo.patients import DEFAULT_SEED
@@ -29,45 +25,8 @@ from vigie.demo.patients import DEFAULT_SEED
 _START_TIMEOUT = 10.0
 
 
-@contextmanager
-def run_app_in_thread(app: ASGIApp, *, host: str = "127.0.0.1", **config: Any) -> Iterator[str]:
-    """Serve `app` on a free loopback port; yields "http://127.0.0.1:PORT"."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, 0))
-    port = sock.getsockname()[1]
-    options: dict[str, Any] = {"log_level": "warning", "access_log": False, "ws": "none",
-                               "lifespan": "auto"}
-    options.update(config)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, **options))
-    errors: list[BaseException] = []
-
-    def serve() -> None:
-        try:
-            server.run(sockets=[sock])
-        except BaseException as exc:  # surfaced to the test thread below
-            errors.append(exc)
-
-    thread = threading.Thread(target=serve, name=f"uvicorn-{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + _START_TIMEOUT
-    while not server.started:
-        if errors or not thread.is_alive():
-            sock.close()
-            raise RuntimeError(f"server on port {port} failed to start") from (
-                errors[0] if errors else None)
-        if time.monotonic() > deadline:
-            server.should_exit = True
-            thread.join(5)
-            sock.close()
-            raise RuntimeError(f"server on port {port} did not start in {_START_TIMEOUT}s")
-        time.sleep(0.005)
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(_START_TIMEOUT)
-        sock.close()
+# One implementation of "an ASGI app in a thread" for every suite.
+run_app_in_thread = serve_in_thread
 
 
 class LegacyServer:
@@ -150,7 +109,7 @@ class DemoStack:
             + self.extra_config)
         settings = load_settings(config, {})
         vigie = Vigie.build(settings, environ={})
-        proxy_sock, admin_sock = _loopback_socket(), _loopback_socket()
+        proxy_sock, admin_sock = free_socket(), free_socket()
         self.base_url = f"http://127.0.0.1:{proxy_sock.getsockname()[1]}"
         self.admin_url = f"http://127.0.0.1:{admin_sock.getsockname()[1]}"
         ready = threading.Event()
@@ -184,12 +143,3 @@ class DemoStack:
 
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
-
-
-def _loopback_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(512)
-    sock.setblocking(False)
-    return sock

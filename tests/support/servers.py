@@ -1,18 +1,27 @@
-"""Run an ASGI app with uvicorn on a free loopback port in a background thread."""
+"""Run an ASGI app with uvicorn on a free loopback port in a background thread.
+
+The one helper every suite uses: `serve_in_thread(app)` binds 127.0.0.1 on a free
+port, serves `app` from its own thread and event loop, waits until it accepts
+connections (surfacing a start-up failure to the test), yields the base URL and
+stops it cleanly. `free_socket()` is the bound listening socket on its own.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
 
+START_TIMEOUT = 10.0
+
 
 def free_socket(host: str = "127.0.0.1") -> socket.socket:
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say so.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, 0))
@@ -21,29 +30,41 @@ def free_socket(host: str = "127.0.0.1") -> socket.socket:
     return sock
 
 
-class _QuietServer(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 @contextlib.contextmanager
-def serve_in_thread(app: Any, **config: Any) -> Iterator[str]:
+def serve_in_thread(app: Any, *, host: str = "127.0.0.1", **config: Any) -> Iterator[str]:
     """Yield the base URL (http://127.0.0.1:PORT) while `app` is served."""
-    sock = free_socket()
+    sock = free_socket(host)
     port = sock.getsockname()[1]
-    server = _QuietServer(uvicorn.Config(app, lifespan="off", log_config=None, access_log=False,
-                                         **config))
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])),
-                              daemon=True)
+    options: dict[str, Any] = {"lifespan": "auto", "log_config": None, "access_log": False,
+                               "ws": "none"}
+    options.update(config)
+    # uvicorn installs signal handlers only in the main thread: none here.
+    server = uvicorn.Server(uvicorn.Config(app, **options))
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            server.run(sockets=[sock])
+        except BaseException as exc:  # surfaced to the test thread below
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, name=f"uvicorn-{port}", daemon=True)
     thread.start()
-    for _ in range(500):
-        if server.started:
-            break
-        threading.Event().wait(0.01)
+    deadline = time.monotonic() + START_TIMEOUT
+    while not server.started:
+        if errors or not thread.is_alive():
+            sock.close()
+            raise RuntimeError(f"server on port {port} failed to start") from (
+                errors[0] if errors else None)
+        if time.monotonic() > deadline:
+            server.should_exit = True
+            thread.join(5)
+            sock.close()
+            raise RuntimeError(f"server on port {port} did not start in {START_TIMEOUT}s")
+        time.sleep(0.005)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://{host}:{port}"
     finally:
         server.should_exit = True
-        thread.join(timeout=10)
+        thread.join(START_TIMEOUT)
         sock.close()
