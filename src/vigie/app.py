@@ -24,6 +24,7 @@ from vigie.errors import ConfigError
 from vigie.forward import AiohttpForwarder, Forwarder, HttpxForwarder
 from vigie.guard import Guard
 from vigie.minimize import Minimizer
+from vigie.policy.issuers import check_policy_issuers
 from vigie.policy.model import Action, PolicySet
 from vigie.policy.store import PolicyStore
 from vigie.proxy import Proxy, Stages
@@ -57,7 +58,7 @@ class Vigie:
             raise ConfigError(f"{settings.policies} is not a folder of policies (key 'policies')",
                               file=str(settings.source or "<environment>"), key="policies")
         policies = PolicyStore(settings.policies, metrics,
-                               validate=lambda loaded: _require_pseudonym_key(settings, loaded))
+                               validate=lambda loaded: _validate(settings, loaded))
         record_pseudonymizer = _record_pseudonymizer(settings)
         pseudonymizer = record_pseudonymizer or _ephemeral()
         try:
@@ -89,7 +90,10 @@ class Vigie:
         return vigie
 
     def is_ready(self) -> bool:
-        return self.serving and self.policies.current is not None
+        """Serving, policies loaded, and a trusted key set for every issuer: a replica that
+        holds no key would answer 401 to everyone while looking healthy."""
+        return (self.serving and self.policies.current is not None
+                and self.authenticator.ready())
 
     async def start(self) -> None:
         await self.authenticator.start()
@@ -131,6 +135,12 @@ def _record_pseudonymizer(settings: Settings) -> Pseudonymizer | None:
         raise ConfigError(f"cannot use the pseudonym key: {exc}",
                           file=str(settings.source or "<environment>"),
                           key="pseudonym_key_file") from exc
+
+
+def _validate(settings: Settings, policies: PolicySet) -> None:
+    """The checks on the policies that need the configuration (start-up and reload)."""
+    check_policy_issuers(policies, [issuer.issuer for issuer in settings.issuers])
+    _require_pseudonym_key(settings, policies)
 
 
 def _require_pseudonym_key(settings: Settings, policies: PolicySet) -> None:

@@ -56,7 +56,14 @@ class IssuerSettings:
     jwks_file: Path | None = None
     client_claim: str = "azp"
     leeway_seconds: int = 30
-    jwks_refresh_seconds: int = 300  # used when the JWKS response has no Cache-Control max-age
+    # Also the bound on how long a key the IdP withdrew stays trusted: a JWKS
+    # Cache-Control max-age may shorten the refresh interval, never lengthen it.
+    jwks_refresh_seconds: int = 300
+    discovery_url: str | None = None  # OIDC discovery instead of jwks_url / jwks_file
+    ca_file: Path | None = None  # PEM CA(s) trusted for this issuer, besides the system store
+    # A key set that could not be refreshed for longer than this is no longer trusted.
+    jwks_max_stale_seconds: int = 86_400
+    jwks_cache_file: Path | None = None  # last good JWKS, used at start-up when the IdP is down
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,8 +325,9 @@ def _list(raw: dict[str, Any], key: str, r: _Reader) -> list[Any]:
     return value
 
 
-_ISSUER_KEYS = {"issuer", "audiences", "jwks_url", "jwks_file", "algorithms", "client_claim",
-                "leeway_seconds", "jwks_refresh_seconds"}
+_ISSUER_KEYS = {"issuer", "audiences", "jwks_url", "jwks_file", "discovery_url", "algorithms",
+                "client_claim", "leeway_seconds", "jwks_refresh_seconds", "ca_file",
+                "jwks_max_stale_seconds", "jwks_cache_file"}
 
 
 def _issuer(raw: Any, path: yamlsrc.Path, r: _Reader) -> IssuerSettings:
@@ -338,23 +346,44 @@ def _issuer(raw: Any, path: yamlsrc.Path, r: _Reader) -> IssuerSettings:
         if alg not in ASYMMETRIC_ALGORITHMS:
             raise r.error((*path, "algorithms", index),
                           f"algorithm {alg!r} is not allowed (asymmetric algorithms only)")
-    jwks_url, jwks_file = item.get("jwks_url"), item.get("jwks_file")
-    if (jwks_url is None) == (jwks_file is None):
-        raise r.error(path, "exactly one of jwks_url or jwks_file is required")
-    if jwks_url is not None and urlsplit(str(jwks_url)).scheme not in ("http", "https"):
-        raise r.error((*path, "jwks_url"), "must be an http:// or https:// URL")
+    sources = [key for key in ("jwks_url", "jwks_file", "discovery_url") if item.get(key)]
+    if len(sources) != 1:
+        raise r.error(path, "exactly one of jwks_url, jwks_file or discovery_url is required")
+    for key in ("jwks_url", "discovery_url"):
+        if key in item and urlsplit(str(item[key])).scheme not in ("http", "https"):
+            raise r.error((*path, key), "must be an http:// or https:// URL")
     claim = item.get("client_claim", "azp")
+
+    def seconds(key: str, default: int) -> int:
+        value = r.typed(item.get(key, default), (*path, key), int, "a number of seconds")
+        if value < 0 or (value == 0 and key != "leeway_seconds"):
+            raise r.error((*path, key), "must be a positive number of seconds")
+        return value
+
+    def optional_path(key: str) -> Path | None:
+        return None if item.get(key) is None else r.path(item[key], (*path, key))
+
+    refresh, max_stale = (seconds("jwks_refresh_seconds", 300),
+                          seconds("jwks_max_stale_seconds", 86_400))
+    if max_stale < refresh:
+        raise r.error((*path, "jwks_max_stale_seconds"),
+                      "must be at least jwks_refresh_seconds")
+    ca_file = optional_path("ca_file")
+    if ca_file is not None and not ca_file.is_file():
+        raise r.error((*path, "ca_file"), f"{ca_file} is not a readable file")
     return IssuerSettings(
         issuer=str(item["issuer"]),
         audiences=tuple(str(a) for a in audiences),
         algorithms=tuple(algorithms),
-        jwks_url=None if jwks_url is None else str(jwks_url),
-        jwks_file=None if jwks_file is None else r.path(jwks_file, (*path, "jwks_file")),
+        jwks_url=None if item.get("jwks_url") is None else str(item["jwks_url"]),
+        jwks_file=optional_path("jwks_file"),
+        discovery_url=None if item.get("discovery_url") is None else str(item["discovery_url"]),
         client_claim=r.typed(claim, (*path, "client_claim"), str, "a claim name"),
-        leeway_seconds=r.typed(item.get("leeway_seconds", 30), (*path, "leeway_seconds"), int,
-                               "a number of seconds"),
-        jwks_refresh_seconds=r.typed(item.get("jwks_refresh_seconds", 300),
-                                     (*path, "jwks_refresh_seconds"), int, "a number of seconds"),
+        leeway_seconds=seconds("leeway_seconds", 30),
+        jwks_refresh_seconds=refresh,
+        ca_file=ca_file,
+        jwks_max_stale_seconds=max_stale,
+        jwks_cache_file=optional_path("jwks_cache_file"),
     )
 
 

@@ -34,19 +34,23 @@ class VigieError(Exception):
 
 
 class AuthError(VigieError):
-    """Missing or invalid credentials. `reason` is a metric label value."""
+    """Missing or invalid credentials. `reason` is a metric label value.
+
+    `description` says which check failed (RFC 6750 `error_description`): it is
+    written by Vigie, never copied from the token, and sent in `WWW-Authenticate`.
+    """
 
     status = 401
     problem_type = "https://vigie.dev/problems/unauthorized"
     title = "Unauthorized"
 
-    def __init__(self, reason: str, detail: str = "invalid token") -> None:
-        error = "invalid_request" if reason == "missing" else "invalid_token"
-        header = 'Bearer realm="vigie"'
-        if reason != "missing":
-            header += f', error="{error}"'
-        super().__init__(detail, headers={"WWW-Authenticate": header})
+    def __init__(self, reason: str, description: str = "") -> None:
         self.reason = reason
+        self.description = description or AUTH_DESCRIPTIONS.get(reason, "invalid token")
+        header = 'Bearer realm="vigie"'
+        if reason != "missing":  # RFC 6750 §3.1: no error code when no credentials were sent
+            header = challenge("invalid_token", self.description)
+        super().__init__(self.description, headers={"WWW-Authenticate": header})
 
 
 class Forbidden(VigieError):
@@ -60,8 +64,41 @@ class Forbidden(VigieError):
     title = "Forbidden"
 
     def __init__(self, reason: str, detail: str = "not allowed by policy") -> None:
-        super().__init__(detail)
+        self.description = FORBIDDEN_DESCRIPTIONS.get(reason, "not allowed by policy")
+        super().__init__(detail, headers={
+            "WWW-Authenticate": challenge("insufficient_scope", self.description)})
         self.reason = reason
+
+
+# What each refusal reason tells the client and the log (no token value, no config value).
+AUTH_DESCRIPTIONS = {
+    "missing": "bearer token required",
+    "malformed": "the token is not a well-formed compact JWS",
+    "too_large": "the token is larger than 8 KiB",
+    "token_type": "the token's typ header is not an access-token type",
+    "algorithm": "the token's signing algorithm is not allowed for its issuer or key",
+    "issuer": "the token's iss is not a trusted issuer",
+    "unknown_kid": "no key of the issuer's key set has the token's kid",
+    "no_keys": "no key set of the token's issuer could be loaded yet",
+    "keys_stale": "the issuer's key set could not be refreshed for longer than "
+                  "jwks_max_stale_seconds",
+    "signature": "the token's signature is not valid",
+    "audience": "the token's aud holds none of the audiences this service accepts",
+    "expired": "the token has expired",
+    "not_yet_valid": "the token's nbf or iat is in the future",
+    "claim_missing": "a required claim is missing",
+    "claim_type": "a claim has the wrong type or length",
+}
+FORBIDDEN_DESCRIPTIONS = {
+    "unknown_client": "no policy for this client of this issuer",
+    "no_route": "the client's policy has no route for this method and path",
+    "scope": "the token lacks a scope the route requires",
+}
+
+
+def challenge(error: str, description: str) -> str:
+    """An RFC 6750 `WWW-Authenticate` value; `description` must be Vigie's own text."""
+    return f'Bearer realm="vigie", error="{error}", error_description="{description}"'
 
 
 class BadRequest(VigieError):

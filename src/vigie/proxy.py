@@ -57,7 +57,8 @@ class ClientDisconnected(Exception):
 
 
 class Authenticating(Protocol):
-    async def authenticate(self, authorization: str | None) -> Identity: ...
+    async def authenticate(self, authorization: str | None, *,
+                           request_id: str = "-") -> Identity: ...
 
 
 class PolicySource(Protocol):
@@ -122,7 +123,8 @@ class Proxy:
         principal: str | None = None
         try:
             with s.tracing.stage("authorize"):
-                identity = await s.authenticator.authenticate(_credentials(headers))
+                identity = await s.authenticator.authenticate(_credentials(headers),
+                                                             request_id=decision.request_id)
                 decision.subject = identity.subject
                 principal = s.pseudonymizer.principal(identity.client, identity.subject)
                 grant = self._authorize(scope, identity, decision)

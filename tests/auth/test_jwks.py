@@ -59,9 +59,9 @@ async def test_key_rotation_new_kid_fetched_once_old_key_removed(
     server.set_keys(hospital_next_key)  # the old key is withdrawn
     clock.advance(31)
     assert await refusal(auth_one, bearer(rotating.token(headers={"kid": "probe"}))) \
-        == "unknown_key"
+        == "unknown_kid"
     assert server.hits == 3
-    assert await refusal(auth_one, bearer(old_token)) == "unknown_key"
+    assert await refusal(auth_one, bearer(old_token)) == "unknown_kid"
     assert (await auth_one.authenticate(bearer(new_token))).subject == "dr-house"
 
 
@@ -70,13 +70,13 @@ async def test_unknown_kids_refresh_at_most_once_per_30_seconds(
     server = rotating.server
     forged = [bearer(rotating.token(headers={"kid": f"random-{i}"})) for i in range(40)]
     reasons = await asyncio.gather(*(refusal(auth_one, header) for header in forged))
-    assert set(reasons) == {"unknown_key"}
+    assert set(reasons) == {"unknown_kid"}
     assert server.hits == 2  # start-up + one shared refresh
     clock.advance(29)
-    assert {await refusal(auth_one, header) for header in forged[:10]} == {"unknown_key"}
+    assert {await refusal(auth_one, header) for header in forged[:10]} == {"unknown_kid"}
     assert server.hits == 2
     clock.advance(2)
-    assert await refusal(auth_one, forged[0]) == "unknown_key"
+    assert await refusal(auth_one, forged[0]) == "unknown_kid"
     assert server.hits == 3
     assert (await auth_one.authenticate(bearer(rotating.token()))).subject == "dr-house"
 
@@ -107,7 +107,7 @@ async def test_outage_keeps_last_good_keys_and_counts(
         assert await keys.refresh() is False
         clock.advance(31)  # an unknown kid also tries, and also fails
         assert await refusal(auth_one, bearer(rotating.token(headers={"kid": "x"}))) \
-            == "unknown_key"
+            == "unknown_kid"
     assert refresh_failures(metrics, ISSUER) == 2
     assert len(keys.keys) == 1
     assert (await auth_one.authenticate(bearer(rotating.token()))).subject == "dr-house"
@@ -129,7 +129,8 @@ async def test_start_with_idp_down_then_recovers_in_background(
     try:
         await auth.start()  # must not raise
         assert len(auth.keys(ISSUER).keys) == 0
-        assert await refusal(auth, bearer(issuer.token())) == "unknown_key"
+        assert await refusal(auth, bearer(issuer.token())) == "no_keys"
+        assert not auth.ready()
         assert refresh_failures(metrics, ISSUER) >= 1
         server.start()
         for _ in range(60):  # the first retry comes after about one second
@@ -151,9 +152,9 @@ async def test_start_with_idp_down_recovers_on_demand(
     try:
         await auth.start()
         token = bearer(issuer.token())
-        assert await refusal(auth, token) == "unknown_key"  # on-demand fetch, still failing
+        assert await refusal(auth, token) == "no_keys"  # on-demand fetch, still failing
         server.failure = None
-        assert await refusal(auth, token) == "unknown_key"  # rate limited: no fetch yet
+        assert await refusal(auth, token) == "no_keys"  # rate limited: no fetch yet
         clock.advance(30)
         assert (await auth.authenticate(token)).subject == "dr-house"
     finally:
@@ -198,8 +199,10 @@ async def test_background_refresh_follows_cache_control(
 
 
 @pytest.mark.parametrize(("header", "expected"), [
-    ("max-age=600", 600.0), ("public, max-age=5", 30.0), (None, 120.0),
-    ("max-age=999999999", 86400.0), ("no-store", 30.0), ("private", 120.0),
+    # max-age may shorten jwks_refresh_seconds (120 here), never lengthen it: that bounds
+    # how long a key the IdP withdrew stays trusted.
+    ("max-age=600", 120.0), ("public, max-age=5", 30.0), (None, 120.0),
+    ("max-age=999999999", 120.0), ("no-store", 30.0), ("private", 120.0),
 ])
 async def test_lifetime_from_cache_control_is_clamped(
         metrics: Metrics, clock: FakeClock, hospital_key: KeyPair, header: str | None,
@@ -262,6 +265,6 @@ async def test_remembered_token_is_rechecked_when_its_key_changes(
     rotating.server.set_keys(attacker_rsa)
     clock.advance(31)
     assert await refusal(auth_one, bearer(rotating.token(headers={"kid": "probe"}))) \
-        == "unknown_key"
+        == "unknown_kid"
     assert await refusal(auth_one, token) == "signature"
     rotating.server.set_keys(hospital_key)

@@ -46,7 +46,7 @@ async def test_scp_claim_as_list_or_string_merges_with_scope(auth: Authenticator
 @pytest.mark.parametrize("scope", [42, ["ok", 1], {"a": 1}, True])
 async def test_scope_of_wrong_type_is_refused(auth: Authenticator, hospital: FakeIssuer,
                                               scope: object) -> None:
-    assert await refusal(auth, bearer(hospital.token(scope=None, scp=scope))) == "claims"
+    assert await refusal(auth, bearer(hospital.token(scope=None, scp=scope))) == "claim_type"
 
 
 async def test_audience_list_needs_one_configured_audience(auth: Authenticator,
@@ -110,7 +110,8 @@ async def test_identity_claims_must_be_non_empty_strings(auth: Authenticator,
                                                          value: object) -> None:
     token = mint(hospital.key, {**hospital.claims(), claim: value} if value is not None
                  else {k: v for k, v in hospital.claims().items() if k != claim})
-    assert await refusal(auth, bearer(token)) == "claims"
+    assert await refusal(auth, bearer(token)) == ("claim_missing" if value is None
+                                                  else "claim_type")
 
 
 @pytest.mark.parametrize("client_claim", ["client_id", "sub"])

@@ -4,9 +4,10 @@
 - a Pro Santé Connect-like IdP (ES256, client in `client_id`, practitioner claims such
   as `SubjectNameID`, scopes as an `scp` list);
 - a machine-to-machine IdP whose tokens name the client in `sub`.
-Client names are chosen by each issuer, so a policy may pin its client to one
-issuer (`issuer:`); a token from another issuer naming that client is then an
-unknown client.
+Client names are chosen by each issuer, so with several issuers every policy
+names its issuer (`issuer:`, start-up refuses a policy without one: see
+tests/policy/test_policy_issuers.py); a token from another issuer naming that
+client is then an unknown client.
 """
 
 from __future__ import annotations
@@ -45,12 +46,13 @@ routes:
       fields: {{start: keep, rpps: keep}}
       bind: {{rpps: SubjectNameID}}
 """ + NO_GUARD
-BATCH = """\
+BATCH = f"""\
 client: nightly-export
+issuer: {M2M}
 routes:
   - name: exports
     methods: [GET]
-    path: /exports/{id}
+    path: /exports/{{id}}
 """ + NO_GUARD
 
 
@@ -133,13 +135,16 @@ def test_a_client_name_from_another_issuer_is_an_unknown_client(
     # A machine account that happens to be called like a pinned client.
     forged = m2m.token(subject="gp-frontdesk", scope="patient.read")
     refusal(h, lambda: h.get("/patients/42", forged), 403, reason="unknown_client")
+    # The other realm's `nightly-export` is not this one's.
+    forged = psc.token(client="nightly-export", scope="")
+    refusal(h, lambda: h.get("/exports/1", forged), 403, reason="unknown_client")
 
 
 def test_each_issuer_reads_only_its_own_client_claim(h: Harness, psc: FakeIssuer) -> None:
     # A PSC token naming its client in `azp` only: PSC's client claim is client_id.
     token = psc.token(client_claim="azp", client="psc-teleconsult", scp=["agenda.read"])
     refusal(h, lambda: h.get("/practitioners/899700218896/agenda", token), 401,
-            reason="claims")
+            reason="claim_missing")
     # A hospital token with client_id but another azp: azp is what counts there.
     token = h.token("gp-frontdesk", scope="patient.read", client_id="psc-teleconsult")
     passes(h, "/patients/42", token)
@@ -153,7 +158,7 @@ def test_an_issuers_key_is_not_accepted_for_another_issuer(h: Harness, psc: Fake
     # The PSC issuer with the hospital's kid: PSC's key set has no such key.
     token = psc.token(key=KeyPair.ec("k1", alg="ES256"), client="psc-teleconsult")
     refusal(h, lambda: h.get("/practitioners/899700218896/agenda", token), 401,
-            reason="unknown_key")
+            reason="unknown_kid")
 
 
 def test_psc_object_binding_uses_its_practitioner_claim(h: Harness, psc: FakeIssuer) -> None:

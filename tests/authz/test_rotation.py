@@ -17,12 +17,13 @@ from support.harness import Harness, Keys
 from support.tokens import FakeIssuer, KeyPair
 
 ROTATING = "https://idp.rotating.example/realms/care"
-POLICY = """\
+POLICY = f"""\
 client: gp-frontdesk
+issuer: {ROTATING}
 routes:
   - name: read-patient
     methods: [GET]
-    path: /patients/{id}
+    path: /patients/{{id}}
 """ + NO_GUARD
 
 
@@ -66,9 +67,9 @@ def test_a_new_key_is_accepted_after_one_refresh_and_a_removed_key_is_refused(
 
     idp.server.set_keys(new)  # the old key is retired
     assert h.refresh_jwks(ROTATING)
-    refusal(h, lambda: h.get("/patients/42", old_token), 401, reason="unknown_key")
+    refusal(h, lambda: h.get("/patients/42", old_token), 401, reason="unknown_kid")
     refusal(h, lambda: h.get("/patients/42", idp.token(key=old, subject="dr-late")), 401,
-            reason="unknown_key")
+            reason="unknown_kid")
     ok(h, new_token)
 
 
@@ -77,7 +78,7 @@ def test_an_unknown_kid_flood_costs_the_idp_one_fetch(h: Harness, idp: FakeIssue
     hits = idp.server.hits
     for n in range(20):
         forged = idp.token(key=attacker_key, headers={"kid": f"random-{n}"})
-        refusal(h, lambda t=forged: h.get("/patients/42", t), 401, reason="unknown_key")
+        refusal(h, lambda t=forged: h.get("/patients/42", t), 401, reason="unknown_kid")
     assert idp.server.hits <= hits + 1
 
 
@@ -97,7 +98,7 @@ def test_an_idp_outage_keeps_the_known_keys_and_readiness(
         assert httpx.get(f"{h.admin_url}/healthz", timeout=5).status_code == 200
         # A key the proxy never saw cannot be fetched: refused, and the failure counted.
         unseen = idp.token(key=new, subject="dr-new")
-        refusal(h, lambda: h.get("/patients/42", unseen), 401, reason="unknown_key")
+        refusal(h, lambda: h.get("/patients/42", unseen), 401, reason="unknown_kid")
         assert failures(h) == before + 2
     finally:
         idp.server.start()  # same port
@@ -128,10 +129,15 @@ def test_the_proxy_starts_while_the_idp_is_down(tmp_path_factory: pytest.TempPat
         with Harness(tmp_path_factory.mktemp("idp-down"), {"gp.yaml": POLICY},
                      keys=hospital_keys, issuers=[idp]) as h:
             h.upstream.reply(json={"id": "42"})
-            assert httpx.get(f"{h.admin_url}/readyz", timeout=5).status_code == 200
+            # Up, but not ready: a replica without keys would answer 401 to everyone.
+            assert httpx.get(f"{h.admin_url}/healthz", timeout=5).status_code == 200
+            assert httpx.get(f"{h.admin_url}/readyz", timeout=5).status_code == 503
+            assert metric(h, "vigie_jwks_trusted", issuer=ROTATING) == 0
             token = idp.token(key=old)
-            refusal(h, lambda: h.get("/patients/42", token), 401, reason="unknown_key")
+            refusal(h, lambda: h.get("/patients/42", token), 401, reason="no_keys")
             assert failures(h) >= 1
             idp.server.start()
             assert h.refresh_jwks(ROTATING)
             ok(h, token)
+            assert httpx.get(f"{h.admin_url}/readyz", timeout=5).status_code == 200
+            assert metric(h, "vigie_jwks_trusted", issuer=ROTATING) == 1

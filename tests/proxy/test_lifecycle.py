@@ -116,7 +116,7 @@ def test_sigterm_finishes_in_flight_requests_then_exits_0(tmp_path: Path) -> Non
     ("upstream: http://legacy\nissuers:\n  - issuer: x\n    audiences: [a]\n"
      "    jwks_file: j.json\n    algorithms: [HS256]\n", {}, "issuers.0.algorithms.0"),
     ("upstream: http://legacy\n", {"VIGIE_LISTEN__PORT": "-1"}, "listen.port"),
-    ("upstream: http://legacy\nunknown_key: 1\n", {}, "unknown_key"),
+    ("upstream: http://legacy\nunknown_kid: 1\n", {}, "unknown_kid"),
     ("upstream: http://legacy\npolicies: ./nowhere\n", {}, "nowhere"),
 ])
 def test_bad_configuration_exits_2_naming_the_key(tmp_path: Path, text: str,

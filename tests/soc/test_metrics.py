@@ -126,8 +126,9 @@ def test_label_values_stay_bounded_whatever_the_traffic(soc: Harness) -> None:
                                 "quarantine", "throttle", "lift"}
     assert values["backend"] == {"memory"}
     assert values["reason"] <= {"missing", "expired", "signature", "audience", "issuer",
-                                "unknown_client", "malformed", "algorithm", "unknown_key",
-                                "claims", "not_yet_valid", "token_type", "too_large"}
+                                "unknown_client", "malformed", "algorithm", "unknown_kid",
+                                "claim_missing", "claim_type", "not_yet_valid", "token_type",
+                                "too_large"}
     assert all(status.isdigit() and len(status) == 3 for status in values["status"])
     every = {v for key, vals in values.items() if key not in ("status", "le") for v in vals}
     for secret in (*traffic.ids, *traffic.subjects, *traffic.tokens):

@@ -79,6 +79,8 @@ def refusal(h: Harness, send: Callable[[], httpx.Response], status: int, *,
     after = h.metrics_text()
     if status == 401:
         check_www_authenticate(response, reason or "")
+    elif status == 403:  # RFC 6750 §3.1
+        assert 'error="insufficient_scope"' in response.headers["www-authenticate"]
     else:
         assert "www-authenticate" not in response.headers
     name = "vigie_auth_failures_total"

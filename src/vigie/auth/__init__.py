@@ -4,9 +4,10 @@
 `vigie.errors.AuthError` whose `reason` is one of `REASONS` (a metric label).
 """
 
+from vigie.auth.bearer import MAX_TOKEN_BYTES, bearer_token
 from vigie.auth.jwks import IssuerKeys
 from vigie.auth.keys import JwksError, KeySet, VerificationKey, parse_jwks
-from vigie.auth.tokens import MAX_TOKEN_BYTES, REASONS, Authenticator, bearer_token
+from vigie.auth.tokens import REASONS, Authenticator
 
 __all__ = [
     "MAX_TOKEN_BYTES",

@@ -1,10 +1,14 @@
 """One issuer's JWKS cache: fetched at start, refreshed in the background, never failing open.
 
 The failure modes it avoids: a proxy that cannot start while the IdP is down
-(start-up never raises; keys arrive when the IdP answers), a proxy that drops
-every key on one bad fetch (the last good set stays in use), and a JWKS
-endpoint hammered by tokens with random `kid`s (on-demand refreshes are rate
-limited per issuer and concurrent ones share one fetch).
+(start-up never raises; keys arrive when the IdP answers, or from the last
+good copy on disk), a proxy that drops every key on one bad fetch (the last
+good set stays in use), a set trusted forever while the IdP is unreachable
+(beyond `jwks_max_stale_seconds` since the last good fetch it is no longer
+trusted), a withdrawn key trusted for long (the refresh interval never exceeds
+`jwks_refresh_seconds`, whatever Cache-Control says), and a JWKS endpoint
+hammered by tokens with random `kid`s (on-demand refreshes are rate limited per
+issuer and concurrent ones share one fetch).
 """
 
 from __future__ import annotations
@@ -14,10 +18,11 @@ import logging
 import random
 import re
 from collections.abc import Callable
-from pathlib import Path
 
 import httpx
 
+from vigie.auth import lastgood
+from vigie.auth.fetch import FetchError, fetch_jwks
 from vigie.auth.keys import JwksError, KeySet, VerificationKey, parse_jwks
 from vigie.config import IssuerSettings
 from vigie.telemetry.metrics import Metrics
@@ -27,16 +32,11 @@ log = logging.getLogger("vigie.auth.jwks")
 MIN_LIFETIME_SECONDS = 30.0
 MAX_LIFETIME_SECONDS = 24 * 3600.0
 UNKNOWN_KID_REFRESH_INTERVAL_SECONDS = 30.0
-MAX_JWKS_BYTES = 1024 * 1024
 FIRST_RETRY_SECONDS = 1.0
 MAX_RETRY_SECONDS = 300.0
 
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d{1,10})\"?\s*(?:,|$)", re.IGNORECASE)
 _NO_CACHE = re.compile(r"(?:^|,)\s*(?:no-cache|no-store)\s*(?:,|$)", re.IGNORECASE)
-
-
-class FetchError(Exception):
-    """A JWKS fetch that failed; the message names the cause, never key material or bodies."""
 
 
 def max_age(cache_control: str | None) -> float | None:
@@ -67,28 +67,47 @@ class IssuerKeys:
         first_retry: float = FIRST_RETRY_SECONDS,
         min_lifetime: float = MIN_LIFETIME_SECONDS,
     ) -> None:
-        if settings.jwks_url is None and settings.jwks_file is None:
-            raise ValueError(f"issuer {settings.issuer!r} has neither jwks_url nor jwks_file")
-        if settings.jwks_url is not None and client is None:
-            raise ValueError("an HTTP client is required for jwks_url")
+        if settings.jwks_file is None and client is None:
+            raise ValueError("an HTTP client is required for jwks_url and discovery_url")
         self.settings = settings
         self._metrics = metrics
         self._client = client
         self._clock = clock
         self._unknown_kid_interval = unknown_kid_interval
         self._first_retry = first_retry
-        self._min_lifetime = min_lifetime
+        self._min_lifetime = min(min_lifetime, float(settings.jwks_refresh_seconds))
         self._keys = KeySet()
+        self._fetched_at: float | None = None  # wall time of the set in use
         self._lifetime = self._clamp(float(settings.jwks_refresh_seconds))
         self._last_on_demand: float | None = None
         self._inflight: asyncio.Task[bool] | None = None
         self._failures = 0
         self._background: asyncio.Task[None] | None = None
         self.fetches = 0  # attempts, for tests and debugging
+        metrics.jwks_trusted.labels(issuer=settings.issuer).set_function(
+            lambda: float(self.usable()))
 
     @property
     def keys(self) -> KeySet:
+        """The last good set, trusted or not (see `trusted`)."""
         return self._keys
+
+    def stale(self) -> bool:
+        return (self._fetched_at is not None and self._clock() - self._fetched_at
+                > self.settings.jwks_max_stale_seconds)
+
+    def trusted(self) -> KeySet:
+        """The set tokens may be verified with: empty once older than jwks_max_stale_seconds."""
+        return KeySet() if self.stale() else self._keys
+
+    def usable(self) -> bool:
+        return len(self.trusted()) > 0
+
+    def why_no_key(self) -> str:
+        """The refusal reason when `find` found nothing: no_keys, keys_stale or unknown_kid."""
+        if self._fetched_at is None:
+            return "no_keys"
+        return "keys_stale" if self.stale() else "unknown_kid"
 
     @property
     def lifetime(self) -> float:
@@ -97,10 +116,12 @@ class IssuerKeys:
 
     @property
     def source(self) -> str:
-        return self.settings.jwks_url or str(self.settings.jwks_file)
+        s = self.settings
+        return s.jwks_url or s.discovery_url or str(s.jwks_file)
 
     async def start(self) -> None:
-        """Fetch once (never raises), then keep the set fresh in the background."""
+        """Load the last good copy, fetch once (never raises), then refresh in the background."""
+        self._load_copy()
         await self.refresh()
         self._background = asyncio.create_task(self._refresh_forever(),
                                                name=f"jwks-refresh {self.settings.issuer}")
@@ -114,7 +135,7 @@ class IssuerKeys:
 
     async def find(self, kid: str | None) -> VerificationKey | None:
         """The key for `kid`; an unknown kid may trigger one rate-limited shared refresh."""
-        key = self._keys.find(kid)
+        key = self.trusted().find(kid)
         if key is not None:
             return key
         now = self._clock()
@@ -125,7 +146,7 @@ class IssuerKeys:
                 return None
             self._last_on_demand = now
         await self.refresh()
-        return self._keys.find(kid)
+        return self.trusted().find(kid)
 
     async def refresh(self) -> bool:
         """Fetch now, or join the fetch already running. True when a new set was installed."""
@@ -137,14 +158,16 @@ class IssuerKeys:
     async def _fetch_and_install(self) -> bool:
         self.fetches += 1
         try:
-            document, cache_control = await self._fetch()
+            document, cache_control = await fetch_jwks(self.settings, self._client)
             keys = parse_jwks(document, source=self.source)
         except Exception as exc:  # noqa: BLE001 - any failure keeps the last good set
             reason = str(exc) if isinstance(exc, FetchError | JwksError) else type(exc).__name__
             self._failures += 1
             self._metrics.jwks_refresh_failures.labels(issuer=self.settings.issuer).inc()
             log.warning("JWKS refresh failed for issuer %s: %s; keeping the last good set "
-                        "(%d keys)", self.settings.issuer, reason, len(self._keys))
+                        "(%d keys%s)", self.settings.issuer, reason, len(self._keys),
+                        ", no longer trusted: older than jwks_max_stale_seconds"
+                        if self.stale() else "")
             return False
         age = max_age(cache_control)
         self._lifetime = self._clamp(age if age is not None
@@ -153,34 +176,36 @@ class IssuerKeys:
             log.info("JWKS refresh for issuer %s succeeded again after %d failures",
                      self.settings.issuer, self._failures)
         self._failures = 0
-        self._keys = keys
+        self._install(keys, self._clock())
+        if self.settings.jwks_cache_file is not None:
+            await asyncio.to_thread(lastgood.save, self.settings.jwks_cache_file,
+                                    self.settings.issuer, self._clock(), document)
         return True
 
-    async def _fetch(self) -> tuple[bytes, str | None]:
-        if self.settings.jwks_url is None:
-            assert self.settings.jwks_file is not None  # noqa: S101 - checked in __init__
-            return await asyncio.to_thread(_read_file, self.settings.jwks_file), None
-        assert self._client is not None  # noqa: S101 - checked in __init__
+    def _install(self, keys: KeySet, fetched_at: float) -> None:
+        self._keys, self._fetched_at = keys, fetched_at
+        self._metrics.jwks_last_success.labels(issuer=self.settings.issuer).set(fetched_at)
+
+    def _load_copy(self) -> None:
+        path = self.settings.jwks_cache_file
+        copy = None if path is None else lastgood.load(path, self.settings.issuer)
+        if copy is None:
+            return
+        fetched_at, document = copy
+        age = self._clock() - fetched_at
+        if age > self.settings.jwks_max_stale_seconds:
+            log.warning("the last good JWKS copy for issuer %s is older than "
+                        "jwks_max_stale_seconds; not used", self.settings.issuer)
+            return
         try:
-            async with self._client.stream(
-                "GET", self.settings.jwks_url,
-                headers={"Accept": "application/jwk-set+json, application/json"},
-            ) as response:
-                if response.status_code != 200:
-                    raise FetchError(f"HTTP status {response.status_code}")
-                declared = response.headers.get("content-length", "")
-                if declared.isdigit() and int(declared) > MAX_JWKS_BYTES:
-                    raise FetchError("document too large")
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > MAX_JWKS_BYTES:
-                        raise FetchError("document too large")
-                    chunks.append(chunk)
-                return b"".join(chunks), response.headers.get("cache-control")
-        except httpx.HTTPError as exc:
-            raise FetchError(type(exc).__name__) from exc
+            keys = parse_jwks(document, source=str(path))
+        except JwksError as exc:
+            log.warning("the last good JWKS copy for issuer %s is unusable: %s",
+                        self.settings.issuer, exc)
+            return
+        self._install(keys, fetched_at)
+        log.info("issuer %s: %d keys from the last good copy (%.0f s old) until the IdP answers",
+                 self.settings.issuer, len(keys), age)
 
     async def _refresh_forever(self) -> None:
         while True:
@@ -196,15 +221,7 @@ class IssuerKeys:
         return delay * random.uniform(0.9, 1.1)  # noqa: S311 - jitter, not a secret
 
     def _clamp(self, seconds: float) -> float:
-        return min(MAX_LIFETIME_SECONDS, max(self._min_lifetime, seconds))
-
-
-def _read_file(path: Path) -> bytes:
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_JWKS_BYTES + 1)
-    except OSError as exc:
-        raise FetchError(f"cannot read {path}: {exc.strerror}") from exc
-    if len(data) > MAX_JWKS_BYTES:
-        raise FetchError("document too large")
-    return data
+        """Cache-Control may shorten the configured interval (down to the minimum), never
+        lengthen it: a key the IdP withdrew is trusted at most `jwks_refresh_seconds`."""
+        ceiling = min(MAX_LIFETIME_SECONDS, float(self.settings.jwks_refresh_seconds))
+        return min(ceiling, max(self._min_lifetime, seconds))

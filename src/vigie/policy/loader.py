@@ -216,7 +216,9 @@ class _FileReader:
             return None
         return ClientPolicy(client=client, routes=routes, description=description, mode=mode,
                             limits=limits, client_limits=client_limits, source=self.path,
-                            issuer=issuer)
+                            issuer=issuer,
+                            issuer_line=self.lines.line(("issuer",) if "issuer" in top
+                                                        else ("client",)))
 
     def limits(self, raw: Any, path: yamlsrc.Path) -> Limits:
         if raw is None:

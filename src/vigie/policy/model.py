@@ -141,6 +141,7 @@ class ClientPolicy:
     source: Path | None = None
     # When set, only tokens of this issuer act as this client (client names are per issuer).
     issuer: str | None = None
+    issuer_line: int = 0  # the line of `issuer:`, else of `client:` (for start-up errors)
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,7 +53,8 @@ class _ClaimsIdentity:
         self._client = client
         self._claims = dict(claims)
 
-    async def authenticate(self, authorization: str | None) -> Identity:
+    async def authenticate(self, authorization: str | None, *,
+                           request_id: str = "-") -> Identity:
         raw_scope = self._claims.get("scope", self._claims.get("scp", ""))
         scopes = raw_scope.split() if isinstance(raw_scope, str) else list(raw_scope)
         return Identity(issuer="policy-test", client=self._client,

@@ -86,6 +86,12 @@ class Metrics:
         self.jwks_refresh_failures = Counter(
             "vigie_jwks_refresh_failures", "JWKS fetches that failed (last good keys kept)",
             ["issuer"], registry=r)
+        self.jwks_trusted = Gauge(
+            "vigie_jwks_trusted", "1 while the issuer has a key set tokens are verified with "
+            "(loaded, not older than jwks_max_stale_seconds), else 0", ["issuer"], registry=r)
+        self.jwks_last_success = Gauge(
+            "vigie_jwks_last_success_timestamp_seconds",
+            "When the issuer's key set in use was fetched", ["issuer"], registry=r)
         self.audit_write_failures = Counter(
             "vigie_audit_write_failures", "Audit lines that could not be written", registry=r)
         self.security_events = Counter(
