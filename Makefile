@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck unit bench bench-guard bench-export bench-audit install dev clean
+.PHONY: demo test lint typecheck unit interop bench bench-guard bench-export bench-audit install dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,7 @@ demo: $(VENV)/.installed
 	$(BIN)/vigie demo
 
 lint: dev
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench interop
 	$(BIN)/hadolint Dockerfile
 
 typecheck: dev
@@ -36,6 +36,20 @@ test: dev
 
 unit: dev
 	$(BIN)/pytest -q
+
+# Vigie against a real OpenID Connect server (oidc-provider, two realms, rotating keys):
+# installs it with npm (Node 20+) into $(INTEROP_DIR), then runs the interop suite (~20 s).
+INTEROP_DIR := build/interop
+
+$(INTEROP_DIR)/.installed: interop/package.json interop/package-lock.json
+	@command -v npm >/dev/null || { echo "make interop needs Node 20+ and npm" >&2; exit 1; }
+	mkdir -p $(INTEROP_DIR)
+	cp interop/package.json interop/package-lock.json $(INTEROP_DIR)/
+	cd $(INTEROP_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+interop: dev $(INTEROP_DIR)/.installed
+	VIGIE_INTEROP_DIR=$(INTEROP_DIR) $(BIN)/pytest -q interop
 
 # Not part of `make test`: wrk against nginx, a naive proxy and vigie (~4 min), then the
 # guard's cost per request (memory and Redis) and the RSS of a 1 GB export through vigie.
