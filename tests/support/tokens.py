@@ -19,6 +19,7 @@ import base64
 import hashlib
 import hmac
 import json
+import ssl
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -162,11 +163,16 @@ class JwksServer:
     "empty" (200, no keys), "reset" (close the connection without answering),
     "slow" (answer after `delay` seconds), "huge" (a 2 MiB body). `stop()` makes
     the port refuse connections; `start()` serves again on the same port.
+    `tls`: serve https with this server context; `documents`: more paths (e.g. the
+    OIDC discovery document) served as they are.
     """
 
     def __init__(self, *keys: KeyPair | Mapping[str, Any],
-                 cache_control: str | None = "max-age=300", path: str = "/jwks") -> None:
+                 cache_control: str | None = "max-age=300", path: str = "/jwks",
+                 tls: ssl.SSLContext | None = None) -> None:
         self.path = path
+        self.tls = tls
+        self.documents: dict[str, bytes] = {}
         self.cache_control = cache_control
         self.failure: Failure | None = None
         self.delay = 2.0
@@ -179,7 +185,11 @@ class JwksServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._port}{self.path}"
+        return f"{self.origin}{self.path}"
+
+    @property
+    def origin(self) -> str:
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self._port}"
 
     def set_keys(self, *keys: KeyPair | Mapping[str, Any]) -> None:
         self.set_document(jwks(*keys))
@@ -192,6 +202,8 @@ class JwksServer:
     def start(self) -> JwksServer:
         server = ThreadingHTTPServer(("127.0.0.1", self._port), self._handler())
         server.daemon_threads = True
+        if self.tls is not None:
+            server.socket = self.tls.wrap_socket(server.socket, server_side=True)
         self._port = server.server_address[1]
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, name="jwks-server",
@@ -218,7 +230,10 @@ class JwksServer:
         with self._lock:
             self.hits += 1
             failure, body, cache_control = self.failure, self._document, self.cache_control
-        if handler.path.split("?")[0] != self.path:
+        requested = handler.path.split("?")[0]
+        if requested in self.documents:
+            failure, status, body = None, 200, self.documents[requested]
+        elif requested != self.path:
             failure, status = None, 404
             body = b'{"error":"not found"}'
         else:
@@ -251,7 +266,7 @@ class JwksServer:
             def do_GET(self) -> None:  # noqa: N802 - http.server naming
                 try:
                     owner._respond(self)
-                except (BrokenPipeError, ConnectionResetError):
+                except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
                     pass
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
