@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import vigie.guard.guard
 import vigie.guard.signals
-from support.harness import Harness, Keys
+from support.harness import ISSUER, Harness, Keys
 from support.soc import (
     DECOY,
     GUARD_ENV,
@@ -130,7 +130,9 @@ def test_label_values_stay_bounded_whatever_the_traffic(soc: Harness) -> None:
                                 "claim_missing", "claim_type", "not_yet_valid", "token_type",
                                 "too_large"}
     assert all(status.isdigit() and len(status) == 3 for status in values["status"])
-    every = {v for key, vals in values.items() if key not in ("status", "le") for v in vals}
+    assert values["issuer"] == {ISSUER}  # the configured issuers only (a URL, never a path)
+    every = {v for key, vals in values.items() if key not in ("status", "le", "issuer")
+             for v in vals}
     for secret in (*traffic.ids, *traffic.subjects, *traffic.tokens):
         assert secret not in every
     assert not [v for v in every if "/" in v]  # never a raw path

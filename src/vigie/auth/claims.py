@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from vigie.config import IssuerSettings
 from vigie.context import Identity
 from vigie.errors import AuthError
+from vigie.issuer_settings import IssuerSettings
 
 MAX_IDENTIFIER_LENGTH = 256  # client and sub: they become labels and audit fields
 RFC9068_CLIENT_CLAIM = "client_id"

@@ -18,7 +18,7 @@ import httpx
 import orjson
 import truststore
 
-from vigie.config import IssuerSettings
+from vigie.issuer_settings import IssuerSettings
 
 JWKS_HTTP_TIMEOUT_SECONDS = 5.0
 MAX_JWKS_BYTES = 1024 * 1024

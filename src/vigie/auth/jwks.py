@@ -24,7 +24,7 @@ import httpx
 from vigie.auth import lastgood
 from vigie.auth.fetch import FetchError, fetch_jwks
 from vigie.auth.keys import JwksError, KeySet, VerificationKey, parse_jwks
-from vigie.config import IssuerSettings
+from vigie.issuer_settings import IssuerSettings
 from vigie.telemetry.metrics import Metrics
 
 log = logging.getLogger("vigie.auth.jwks")

@@ -31,9 +31,9 @@ from vigie.auth.bearer import bearer_token, split
 from vigie.auth.fetch import JwksClients
 from vigie.auth.jwks import IssuerKeys
 from vigie.auth.keys import VerificationKey
-from vigie.config import ASYMMETRIC_ALGORITHMS, IssuerSettings
 from vigie.context import Identity
 from vigie.errors import AUTH_DESCRIPTIONS, AuthError, ConfigError
+from vigie.issuer_settings import ASYMMETRIC_ALGORITHMS, IssuerSettings
 from vigie.telemetry.metrics import Metrics
 
 log = logging.getLogger("vigie.auth")
