@@ -21,7 +21,7 @@ INSTALL_DIR = Path(os.environ.get("VIGIE_INTEROP_DIR", ROOT / "build" / "interop
 SERVER_SCRIPT = Path(__file__).resolve().parent / "oidc_server.mjs"
 AUDIENCE = "patient-api"
 REFRESH_SECONDS = 2  # jwks_refresh_seconds: also the bound for a withdrawn key
-MAX_STALE_SECONDS = 8  # jwks_max_stale_seconds
+MAX_STALE_SECONDS = 15  # jwks_max_stale_seconds (room for a second vigie to start in it)
 START_TIMEOUT = 30.0
 T = TypeVar("T")
 
