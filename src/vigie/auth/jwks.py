@@ -52,8 +52,9 @@ def max_age(cache_control: str | None) -> float | None:
 class IssuerKeys:
     """The keys of one issuer, with the refresh policy around them.
 
-    `clock` (wall time, seconds) only rates on-demand refreshes; background
-    timing uses the event loop, so tests can move the clock without waiting.
+    `clock` (wall time, seconds) rates on-demand refreshes and dates the set in use
+    (staleness, the last good copy); background timing uses the event loop, so tests
+    can move the clock without waiting.
     """
 
     def __init__(
@@ -121,7 +122,7 @@ class IssuerKeys:
 
     async def start(self) -> None:
         """Load the last good copy, fetch once (never raises), then refresh in the background."""
-        self._load_copy()
+        await self._load_copy()
         await self.refresh()
         self._background = asyncio.create_task(self._refresh_forever(),
                                                name=f"jwks-refresh {self.settings.issuer}")
@@ -176,19 +177,22 @@ class IssuerKeys:
             log.info("JWKS refresh for issuer %s succeeded again after %d failures",
                      self.settings.issuer, self._failures)
         self._failures = 0
-        self._install(keys, self._clock())
+        fetched_at = self._clock()
+        self._install(keys, fetched_at)
         if self.settings.jwks_cache_file is not None:
             await asyncio.to_thread(lastgood.save, self.settings.jwks_cache_file,
-                                    self.settings.issuer, self._clock(), document)
+                                    self.settings.issuer, fetched_at, document)
         return True
 
     def _install(self, keys: KeySet, fetched_at: float) -> None:
         self._keys, self._fetched_at = keys, fetched_at
         self._metrics.jwks_last_success.labels(issuer=self.settings.issuer).set(fetched_at)
 
-    def _load_copy(self) -> None:
+    async def _load_copy(self) -> None:
         path = self.settings.jwks_cache_file
-        copy = None if path is None else lastgood.load(path, self.settings.issuer)
+        if path is None:
+            return
+        copy = await asyncio.to_thread(lastgood.load, path, self.settings.issuer)
         if copy is None:
             return
         fetched_at, document = copy

@@ -115,17 +115,14 @@ class Authenticator:
         """Whether every configured issuer has a trusted key set (readiness)."""
         return all(issuer.keys.usable() for issuer in self._issuers.values())
 
-    def waiting_for(self) -> list[str]:
-        """The issuers without a trusted key set, for the readiness log."""
-        return [name for name, issuer in self._issuers.items() if not issuer.keys.usable()]
-
     async def authenticate(self, authorization: str | None, *,
                            request_id: str = "-") -> Identity:
         """The verified identity behind an Authorization header value, or AuthError(reason)."""
         try:
             return await self._authenticate(authorization)
         except AuthError as exc:
-            log.info("token refused: reason=%s error_description=%r request_id=%s",
+            # descriptions never hold a double quote (tests/auth/test_diagnostics.py)
+            log.info('token refused: reason=%s error_description="%s" request_id=%s',
                      exc.reason, exc.description, request_id,
                      extra={"reason": exc.reason, "error_description": exc.description,
                             "request_id": request_id})
