@@ -1,7 +1,9 @@
 """Authentication: bearer JWTs verified against the configured issuers' JWKS.
 
-`Authenticator.authenticate(header)` returns a `vigie.context.Identity` or raises
-`vigie.errors.AuthError` whose `reason` is one of `REASONS` (a metric label).
+`Authenticator.authenticate(header, request_id=...)` returns a `vigie.context.Identity`
+or raises `vigie.errors.AuthError` whose `reason` is one of `REASONS` (a metric label)
+and whose `description` says which check failed (docs/identity.md); `ready()` tells
+whether every issuer has a trusted key set.
 """
 
 from vigie.auth.bearer import MAX_TOKEN_BYTES, bearer_token
