@@ -164,3 +164,14 @@ def test_a_url_outside_the_upstream_base_is_refused() -> None:
     links = Links(UpstreamUrls("http://10.0.0.5/api"), PUBLIC)
     with pytest.raises(InspectionError):
         links.in_bytes(b'{"a": "http://10.0.0.5/admin"}')
+
+
+def test_a_route_requiring_a_smart_scope_takes_any_scope_that_covers_it(
+        public: Harness) -> None:
+    public.upstream.reply(json={"resourceType": "Bundle", "type": "searchset", "entry": []},
+                          content_type="application/fhir+json")
+    for granted, status in (("patient/Patient.rs", 200), ("patient/*.read", 200),
+                            ("patient/Patient.cruds", 200), ("user/Patient.read", 403),
+                            ("patient/Patient.r", 403), ("patient/Observation.rs", 403)):
+        bearer = public.token("app", scope=f"openid {granted}", practice_id="P1")
+        assert public.get("/fhir/Patient", bearer).status_code == status, granted

@@ -78,3 +78,14 @@ def test_a_stream_cut_anywhere_is_rewritten_as_a_whole(parts: list[str],
     out += feed(b"", True)
     assert out == LINKS.in_bytes(data)
     assert b"10.0.0.5:8080" not in out
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.booleans(), min_size=40, max_size=40))
+def test_any_letter_case_is_found_by_the_fast_path_too(upper: list[bool]) -> None:
+    links = Links(UpstreamUrls("https://legacy.example/Api"), PUBLIC)
+    url = "https://legacy.example/api/x"
+    spelled = "".join(c.upper() if flip else c for c, flip in zip(url, upper, strict=False))
+    spelled += url[len(upper):]
+    assert links.in_bytes(f'"{spelled}"'.encode()) == b'"https://vigie.example/x"'
+    assert links.in_text(spelled) == "https://vigie.example/x"
