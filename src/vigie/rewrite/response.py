@@ -25,7 +25,7 @@ from vigie.minimize.stream import looks_binary
 from vigie.rewrite.urls import Links
 
 _WIDE = ("utf-16", "utf-32", "utf16", "utf32", "ucs-2")  # not ASCII-compatible
-# Headers that describe the bytes as the upstream sent them: wrong once decoded.
+# Headers that describe the bytes as the upstream sent them: wrong once rewritten.
 _ENCODED_BODY_HEADERS = frozenset({"content-length", "content-encoding", "etag", "content-md5",
                                    "digest", "content-digest", "repr-digest", "content-range",
                                    "accept-ranges"})
@@ -54,9 +54,8 @@ def _whole(body: bytes, response: OutgoingResponse, links: Links, media: str,
     out = _rewritten(plain, links, media, charset)
     if out is plain:
         return body  # nothing to rewrite: sent as the upstream encoded it
-    if names:
-        response.headers = [(k, v) for k, v in response.headers
-                            if k not in _ENCODED_BODY_HEADERS]
+    # New bytes: the upstream's coding, validators and digests no longer describe them.
+    response.headers = [(k, v) for k, v in response.headers if k not in _ENCODED_BODY_HEADERS]
     return out
 
 
