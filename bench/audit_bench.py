@@ -54,7 +54,7 @@ def generate(path: Path, lines: int, seed: int = 2026) -> None:
                 "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
                 + f".{int((wall - second) * 1000):03d}Z",
                 "request_id": f"{index:016x}", "client": clients[index % 100_000],
-                "principal": f"psn_{rng.randrange(5000):026d}", "route": route, "method": "GET",
+                "principal": f"psn-{rng.randrange(5000):026d}", "route": route, "method": "GET",
                 "status": status, "decision": "allowed" if status == 200 else "denied",
                 "patients": patients, "fields": ["birth_date", "first_name", "id", "last_name"],
                 "masked": 2 * len(patients), "records": len(patients), "withheld": 0,
@@ -79,7 +79,7 @@ def write_throughput(count: int = 200_000) -> float:
                             masked=Counter(mask=1, generalize=1), records=1)
         begun = time.perf_counter()
         for _ in range(count):
-            log.record(decision, "psn_00000000000000000000000042")
+            log.record(decision, "psn-00000000000000000000000042")
         elapsed = time.perf_counter() - begun
         log.close()
     return count / elapsed

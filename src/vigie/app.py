@@ -29,6 +29,7 @@ from vigie.policy.model import Action, PolicySet
 from vigie.policy.store import PolicyStore
 from vigie.proxy import Proxy, Stages
 from vigie.pseudonym import Pseudonymizer
+from vigie.rewrite.rewriter import LinkRewriter
 from vigie.telemetry.metrics import Metrics
 from vigie.telemetry.tracing import Tracing
 from vigie.upstream_client import NativeForwarder
@@ -82,6 +83,7 @@ class Vigie:
                                              exporter=span_exporter),
             pseudonymizer=pseudonymizer,
             default_mode=settings.mode,
+            links=LinkRewriter(settings.upstream, settings.links, settings.max_response_bytes),
         )
         proxy = Proxy(stages)
         vigie = cls(settings=settings, stages=stages, authenticator=authenticator,

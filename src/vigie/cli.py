@@ -130,6 +130,12 @@ def _policy(args: argparse.Namespace) -> int:
         for line in errors:
             print(line)
         if not errors:
+            from vigie.policy.fhir import fhir_warnings
+            from vigie.policy.loader import load_policies
+
+            for policy in load_policies(args.dir).clients.values():
+                for warning in fhir_warnings(policy):
+                    print(warning)
             print(f"{args.dir}: policies valid")
         return 1 if errors else 0
     if args.policy_command == "explain":

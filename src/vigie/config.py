@@ -23,6 +23,8 @@ from vigie.issuer_settings import IssuerSettings as IssuerSettings
 from vigie.issuer_settings import parse_issuer
 from vigie.policy.model import Mode
 from vigie.rates import Limits, Rate
+from vigie.rewrite.settings import KEYS as LINK_KEYS
+from vigie.rewrite.settings import LinkSettings, parse_link_settings
 
 DEFAULT_LIMITS = Limits(
     requests=Rate.parse("600/minute"),
@@ -77,6 +79,7 @@ class Settings:
     upstream_client: str = "native"  # native (http:// only, else aiohttp) | aiohttp | httpx
     max_response_bytes: int = 52_428_800
     shutdown_grace_seconds: float = 20.0
+    links: LinkSettings = LinkSettings()  # public_url, trusted_proxies... (rewrite/settings.py)
     source: Path | None = None
 
 
@@ -85,7 +88,7 @@ _TOP_KEYS = {
     "upstream", "listen", "admin", "policies", "mode", "issuers", "redis",
     "pseudonym_key_file", "audit", "limits", "guard", "upstream_timeout_seconds",
     "upstream_connect_timeout_seconds", "max_response_bytes", "shutdown_grace_seconds",
-    "upstream_client",
+    "upstream_client", *LINK_KEYS,
 }
 UPSTREAM_CLIENTS = ("native", "aiohttp", "httpx")
 T = TypeVar("T")
@@ -189,7 +192,8 @@ def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[
                               key=variable) from exc
         if isinstance(value, int | float) and parts[-1] in {"host", "issuer", "client_claim"}:
             value = text
-        if parts[-1] in {"upstream", "redis", "upstream_client"} and value is not None:
+        if parts[-1] in {"upstream", "redis", "upstream_client",
+                         "public_url"} and value is not None:
             value = text
         target = raw
         for part in parts[:-1]:
@@ -294,6 +298,7 @@ def _build(raw: dict[str, Any], r: _Reader) -> Settings:
                                                   3.0),
         max_response_bytes=positive("max_response_bytes", int, 52_428_800),
         shutdown_grace_seconds=positive("shutdown_grace_seconds", float, 20.0),
+        links=parse_link_settings(raw, r.error),
     )
 
 

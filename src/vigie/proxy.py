@@ -37,6 +37,7 @@ from vigie.paths import normalize
 from vigie.policy.authorize import authorize
 from vigie.policy.model import ClientPolicy, Mode, PolicySet, Route
 from vigie.pseudonym import Pseudonymizer
+from vigie.rewrite.rewriter import LinkRewriter, RequestLinks
 from vigie.telemetry.metrics import Metrics
 from vigie.telemetry.tracing import Tracing
 from vigie.types import Receive, Scope, Send
@@ -86,6 +87,7 @@ class Stages:
     tracing: Tracing
     pseudonymizer: Pseudonymizer
     default_mode: Mode
+    links: LinkRewriter | None = None  # upstream links -> public URL (rewrite/)
 
 
 class Proxy:
@@ -121,6 +123,7 @@ class Proxy:
         identity: Identity | None = None
         grant: Grant | None = None
         principal: str | None = None
+        links = s.links.for_request(scope, headers) if s.links is not None else None
         try:
             with s.tracing.stage("authorize"):
                 identity = await s.authenticator.authenticate(_credentials(headers),
@@ -132,7 +135,7 @@ class Proxy:
                 await s.guard.admit(identity, grant, decision)
             with s.tracing.stage("upstream"):
                 upstream = await self._forward(scope, receive, headers, identity, grant,
-                                               principal, decision)
+                                               principal, decision, links)
             with s.tracing.stage("minimize"):
                 try:
                     outgoing = await s.minimizer.minimize(upstream, grant, identity, decision)
@@ -141,6 +144,8 @@ class Proxy:
                     raise
                 if isinstance(outgoing.body, bytes):
                     await upstream.aclose()
+                if links is not None:  # a next page or a redirect comes back through us
+                    await links.rewrite(outgoing)
         except VigieError as exc:
             await self._refuse(send, exc, decision, identity, grant, principal)
             return
@@ -185,10 +190,12 @@ class Proxy:
 
     async def _forward(self, scope: Scope, receive: Receive, headers: Headers,
                        identity: Identity, grant: Grant, principal: str,
-                       decision: Decision) -> UpstreamResponse:
+                       decision: Decision, links: RequestLinks | None) -> UpstreamResponse:
         s = self.s
         extra: Headers = [("x-vigie-client", identity.client), ("x-vigie-user", principal),
                           ("x-request-id", decision.request_id)]
+        if links is not None:
+            extra.extend(links.upstream_headers)
         traceparent = s.tracing.upstream_traceparent(_header(headers, "traceparent"))
         if traceparent:
             extra.append(("traceparent", traceparent))

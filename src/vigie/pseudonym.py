@@ -1,9 +1,12 @@
 """Keyed pseudonyms: HMAC-SHA256 under a key derived per client.
 
-The same value gives the same `psn_` token for one client, across restarts and
+The same value gives the same `psn-` token for one client, across restarts and
 replicas (same key file), and a different token for another client, so that two
 clients' datasets cannot be joined. Principals (client, sub) use their own
 derivation, so a user's pseudonym never equals a record pseudonym.
+
+A token is `psn-` and 24 lower-case base32 characters: a valid FHIR id
+(`[A-Za-z0-9.-]{1,64}`), so a pseudonymized `Patient.id` still parses.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from pathlib import Path
 
 log = logging.getLogger("vigie.pseudonym")
 
-PREFIX = "psn_"
+PREFIX = "psn-"
 MIN_KEY_BYTES = 32
 
 

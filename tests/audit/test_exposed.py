@@ -17,8 +17,8 @@ from vigie.audit.log import rotated_files
 OpenLog = Callable[..., AuditLog]
 
 CLIENTS = ["gp", "gp-frontdesk", "billing", 'odd "client",', "lab\u00e9"]
-USERS = ["psn_a", "psn_b", "psn_c"]
-TRICKY_REFS = ['"client":"gp",', '],"fields":[', '"status":200', "psn_x", "\u00e9\u00e8", "7", "42"]
+USERS = ["psn-a", "psn-b", "psn-c"]
+TRICKY_REFS = ['"client":"gp",', '],"fields":[', '"status":200', "psn-x", "\u00e9\u00e8", "7", "42"]
 
 
 def oracle(files: list[Path], client: str, since: str | None, until: str | None,
@@ -67,7 +67,7 @@ WINDOWS = [
 def test_matches_the_oracle(tmp_path: Path, open_log: OpenLog, client: str,
                             since: str | None, until: str | None) -> None:
     files = random_log(tmp_path / "audit.log", open_log, 300, seed=len(client))
-    for user in (None, "psn_b"):
+    for user in (None, "psn-b"):
         expected = oracle(files, client, since, until, user)
         assert set(exposed(files, client, since, until, user)) == expected
     assert oracle(files, client, None, None, None)  # the data exercises this client
@@ -90,7 +90,7 @@ def test_window_bounds_are_inclusive_and_dates_cover_whole_days(tmp_path: Path,
                "last": "2026-11-28T23:59:59.999", "after": "2026-11-29T00:00:00.000"}
     for ref, moment in moments.items():
         wall = datetime.fromisoformat(moment).replace(tzinfo=UTC).timestamp() + 0.0001
-        log.record(make_decision(client="gp", patients=[ref], wall_time=wall), "psn_a")
+        log.record(make_decision(client="gp", patients=[ref], wall_time=wall), "psn-a")
     path = tmp_path / "audit.log"
     assert set(exposed(path, "gp", "2026-11-28", "2026-11-28")) == {"first", "last"}
     assert set(exposed(path, "gp", "2026-11-28T00:00:00Z", "2026-11-28T23:59:59.999Z")) == {
@@ -102,23 +102,23 @@ def test_window_bounds_are_inclusive_and_dates_cover_whole_days(tmp_path: Path,
 def test_only_disclosures_count(tmp_path: Path, open_log: OpenLog) -> None:
     log = open_log(tmp_path / "audit.log")
     for status, ref in ((200, "a"), (204, "b"), (304, "c"), (403, "d"), (429, "e"), (502, "f")):
-        log.record(make_decision(client="gp", status=status, patients=[ref]), "psn_a")
-    log.record(make_decision(client="gp-frontdesk", patients=["g"]), "psn_a")
+        log.record(make_decision(client="gp", status=status, patients=[ref]), "psn-a")
+    log.record(make_decision(client="gp-frontdesk", patients=["g"]), "psn-a")
     assert list(exposed(tmp_path / "audit.log", "gp")) == ["a", "b"]
 
 
 def test_cli_lists_refs_then_a_count(tmp_path: Path, open_log: OpenLog,
                                      capsys: pytest.CaptureFixture[str]) -> None:
     log = open_log(tmp_path / "audit.log")
-    for refs, user in ((["10", "9"], "psn_a"), (["9", "psn_q"], "psn_b"), (["100"], "psn_a")):
+    for refs, user in ((["10", "9"], "psn-a"), (["9", "psn-q"], "psn-b"), (["100"], "psn-a")):
         log.record(make_decision(client="gp", patients=refs), user)
     path = str(tmp_path / "audit.log")
     assert main_exposed([path, "--client", "gp"]) == 0
-    assert capsys.readouterr().out.splitlines() == ["9", "10", "100", "psn_q", "4 patients"]
-    assert main_exposed([path, "--client", "gp", "--user", "psn_b", "--since", "2026-11-28",
+    assert capsys.readouterr().out.splitlines() == ["9", "10", "100", "psn-q", "4 patients"]
+    assert main_exposed([path, "--client", "gp", "--user", "psn-b", "--since", "2026-11-28",
                          "--until", "2026-11-28T12:00:00+01:00"]) == 0
     captured = capsys.readouterr()
-    assert captured.out.splitlines() == ["9", "psn_q", "2 patients"]
+    assert captured.out.splitlines() == ["9", "psn-q", "2 patients"]
     assert "until 2026-11-28T11:00:00.000Z" in captured.err
     assert main_exposed([path, "--client", "nobody"]) == 0
     assert capsys.readouterr().out.splitlines() == ["0 patients"]

@@ -30,13 +30,13 @@ def failures(metrics: Metrics) -> float:
 def test_line_has_the_documented_keys_in_order(tmp_path: Path, open_log: OpenLog) -> None:
     log = open_log(tmp_path / "audit.log")
     log.record(make_decision(wall_time=BASE_TIME + 0.1234, fields={"last_name", "id", "birth"}),
-               "psn_abc")
+               "psn-abc")
     raw = (tmp_path / "audit.log").read_bytes()
     assert raw.endswith(b"\n") and raw.count(b"\n") == 1
     line = orjson.loads(raw)
     assert tuple(line) == LINE_KEYS
     assert line["ts"] == "2026-11-28T10:00:00.123Z"
-    assert line["principal"] == "psn_abc"
+    assert line["principal"] == "psn-abc"
     assert line["fields"] == ["birth", "id", "last_name"]
     assert line["masked"] == 3
     assert line["patients"] == ["42"]
@@ -49,7 +49,7 @@ def test_hash_is_sha256_of_the_line_without_its_hash_member(tmp_path: Path,
     """The documented recipe, done independently of the writer's code."""
     log = open_log(tmp_path / "audit.log")
     for index in range(3):
-        log.record(make_decision(request_id=f"r{index}"), "psn_abc")
+        log.record(make_decision(request_id=f"r{index}"), "psn-abc")
     previous = GENESIS
     for raw in (tmp_path / "audit.log").read_bytes().splitlines():
         record = orjson.loads(raw)
@@ -67,7 +67,7 @@ def test_no_nir_name_token_or_body_reaches_a_line(tmp_path: Path, open_log: Open
     decision = make_decision(subject=f"Jean Dupont {NIR}", reason="scope",
                              would_block="throttled", mode=Mode.REPORT_ONLY, withheld=2)
     decision.auth_failure = "expired"
-    log.record(decision, "psn_pseudonymous")
+    log.record(decision, "psn-pseudonymous")
     raw = (tmp_path / "audit.log").read_text()
     assert NIR not in raw and "Dupont" not in raw and "dr.house" not in raw
     (line,) = read_lines(tmp_path / "audit.log")
@@ -148,7 +148,7 @@ def test_fail_closed_refuses_when_the_file_cannot_be_written(tmp_path: Path,
     blocker.write_text("")
     log = AuditLog(_settings(blocker / "audit.log"), metrics)
     with pytest.raises(AuditUnavailable) as caught:
-        log.record(make_decision(), "psn_abc")
+        log.record(make_decision(), "psn-abc")
     assert caught.value.status == 503
     assert failures(metrics) == 1
 
@@ -156,7 +156,7 @@ def test_fail_closed_refuses_when_the_file_cannot_be_written(tmp_path: Path,
 def test_fail_closed_on_a_full_disk(metrics: Metrics) -> None:
     log = AuditLog(_settings(Path("/dev/full")), metrics)
     with pytest.raises(AuditUnavailable):
-        log.record(make_decision(), "psn_abc")
+        log.record(make_decision(), "psn-abc")
     assert log.head == GENESIS  # the chain did not advance over an unwritten line
     log.close()
 
@@ -165,8 +165,8 @@ def test_fail_open_serves_counts_and_logs(tmp_path: Path, metrics: Metrics,
                                           caplog: pytest.LogCaptureFixture) -> None:
     log = AuditLog(_settings(Path("/dev/full"), on_failure="open"), metrics)
     with caplog.at_level(logging.ERROR, logger="vigie.audit"):
-        log.record(make_decision(), "psn_abc")
-        log.record(make_decision(), "psn_abc")
+        log.record(make_decision(), "psn-abc")
+        log.record(make_decision(), "psn-abc")
     assert failures(metrics) == 2
     assert any("fail-open" in message for message in caplog.messages)
     log.close()
@@ -177,17 +177,17 @@ def test_writes_resume_when_the_location_becomes_writable(tmp_path: Path,
     folder = tmp_path / "later"
     log = AuditLog(_settings(folder / "audit.log"), metrics)
     with pytest.raises(AuditUnavailable):
-        log.record(make_decision(), "psn_abc")
+        log.record(make_decision(), "psn-abc")
     folder.mkdir()
-    log.record(make_decision(), "psn_abc")
+    log.record(make_decision(), "psn-abc")
     log.close()
     assert verify(folder / "audit.log", start=GENESIS).ok
 
 
 def test_stdout_sink(capsysbinary: pytest.CaptureFixture[bytes], metrics: Metrics) -> None:
     log = AuditLog(_settings(Path("-")), metrics)
-    log.record(make_decision(request_id="a"), "psn_abc")
-    log.record(make_decision(request_id="b"), "psn_abc")
+    log.record(make_decision(request_id="a"), "psn-abc")
+    log.record(make_decision(request_id="b"), "psn-abc")
     out = capsysbinary.readouterr().out.splitlines()
     assert [orjson.loads(line)["request_id"] for line in out] == ["a", "b"]
     assert orjson.loads(out[1])["prev"] == orjson.loads(out[0])["hash"]
@@ -219,5 +219,5 @@ def test_a_closed_stdout_is_a_failure_not_a_crash(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr("sys.stdout", closed)
     log = AuditLog(_settings(Path("-")), metrics)
     with pytest.raises(AuditUnavailable):
-        log.record(make_decision(), "psn_abc")
+        log.record(make_decision(), "psn-abc")
     assert failures(metrics) == 1

@@ -24,7 +24,7 @@ routes:
 """ + NO_GUARD
 
 SPOOFED = {
-    "X-Vigie-Client": "billing", "X-Vigie-User": "psn_root", "X-Vigie-Admin": "1",
+    "X-Vigie-Client": "billing", "X-Vigie-User": "psn-root", "X-Vigie-Admin": "1",
     "X-Forwarded-For": "10.0.0.1", "X-Forwarded-Host": "admin.internal",
     "X-Forwarded-Proto": "https", "X-Forwarded-Prefix": "/admin", "X-Forwarded-User": "root",
     "Forwarded": "for=10.0.0.1;host=admin.internal", "X-Real-IP": "10.0.0.1",
@@ -83,7 +83,7 @@ def test_identity_and_hop_headers_from_the_client_are_removed(h: Harness, raw: R
             assert name.lower() not in names, name
     assert raw.last("x-vigie-client") == ["gp-frontdesk"]
     assert len(raw.last("x-vigie-user")) == 1
-    assert raw.last("x-vigie-user") != ["psn_root"]
+    assert raw.last("x-vigie-user") != ["psn-root"]
     assert "x-vigie-admin" not in names
     assert "authorization" not in names
     assert all(token not in value for _, value in raw.seen[-1])
@@ -105,7 +105,7 @@ def test_the_user_is_pseudonymized_stably_and_per_client(h: Harness, raw: RawHea
         return value
 
     first = user("gp-frontdesk", "dr-house")
-    assert re.fullmatch(r"psn_[a-z2-7]{24}", first), first
+    assert re.fullmatch(r"psn-[a-z2-7]{24}", first), first
     assert user("gp-frontdesk", "dr-house") == first  # stable for the same user
     assert user("gp-frontdesk", "dr-cuddy") != first  # another user
     assert user("billing", "dr-house") != first  # the same account name in another client

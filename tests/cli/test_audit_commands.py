@@ -22,7 +22,7 @@ def audit_file(tmp_path: Path) -> Path:
             ("billing", ["42", "99"], 7200), ("gp-frontdesk", ["42"], 86_400 * 2)]
     for index, (client, patients, offset) in enumerate(rows):
         log.record(make_decision(request_id=f"r{index}", client=client, patients=patients,
-                                 wall_time=BASE_TIME + offset), "psn_user")
+                                 wall_time=BASE_TIME + offset), "psn-user")
     log.close()
     return path
 

@@ -95,7 +95,7 @@ def test_research_export_is_pseudonymized_and_nir_free(stack: DemoStack) -> None
     assert response.status_code == 200, response.text[:200]
     lines = [orjson.loads(line) for line in response.content.splitlines() if line]
     assert len(lines) == COUNT
-    assert all(line["id"].startswith("psn_") for line in lines)
+    assert all(line["id"].startswith("psn-") for line in lines)
     assert len({line["id"] for line in lines}) == COUNT
     assert [line["birth_date"] for line in lines] == [str(r["birth_date"])[:4] for r in PATIENTS]
     corsica = [(line["address"]["postcode"], str(r["nir"])[5:7])
@@ -118,7 +118,7 @@ def test_tokens_from_the_token_endpoint_work_through_the_proxy(stack: DemoStack)
                               "scope": "patient.search"}).json()["access_token"]
     response = stack.get("/patients", minted, params={"last_name": "Ma", "page_size": 3})
     assert response.status_code == 200, response.text
-    assert all(item["id"].startswith("psn_") for item in response.json()["items"])
+    assert all(item["id"].startswith("psn-") for item in response.json()["items"])
 
 
 def test_touching_a_decoy_quarantines_the_principal(stack: DemoStack) -> None:

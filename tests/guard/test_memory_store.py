@@ -99,8 +99,8 @@ def test_patient_window_resets() -> None:
 def test_quarantine_expires_on_its_own() -> None:
     clock = Clock()
     store = MemoryStore(clock=clock)
-    store.quarantine(Quarantine("c", "psn_p", clock.now + 60, "decoy"))
-    check = Check("c:psn_p", Budget(), principal=("c", "psn_p"))
+    store.quarantine(Quarantine("c", "psn-p", clock.now + 60, "decoy"))
+    check = Check("c:psn-p", Budget(), principal=("c", "psn-p"))
     assert store.admit_now([check])[0].quarantine is not None
     assert len(store.quarantines_now()) == 1
     clock.now += 61

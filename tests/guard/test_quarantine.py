@@ -92,7 +92,7 @@ async def test_quarantine_listing_gauge_and_lift(backend) -> None:
     assert kit.sample("vigie_quarantined_clients") == 0
     assert kit.sample("vigie_anomaly_score", client="gp-frontdesk") == 0.0
     assert await kit.guard.lift("gp-frontdesk", kit.pseudonym()) is False
-    assert await kit.guard.lift("gp-frontdesk", "psn_unknown") is False
+    assert await kit.guard.lift("gp-frontdesk", "psn-unknown") is False
 
 
 async def test_security_events_never_carry_the_raw_subject(backend) -> None:

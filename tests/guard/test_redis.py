@@ -205,7 +205,7 @@ async def test_redis_unreachable_from_the_start_never_raises(tmp_path: Path) -> 
             await kit.guard.admit(identity(), read(pol, "1"), decision())
         await kit.guard.observe(identity(), read(pol, "1"), answered(decision(), patients=["1"]))
         assert await kit.guard.quarantines() == []
-        assert await kit.guard.lift("gp-frontdesk", "psn_x") is False
+        assert await kit.guard.lift("gp-frontdesk", "psn-x") is False
     finally:
         await kit.guard.close()
 

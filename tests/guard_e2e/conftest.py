@@ -34,6 +34,12 @@ class Stack:
     def get(self, path: str, sub: str = "dr-house") -> Any:
         return self.h.get(path, token=self.token(sub))
 
+    def flush(self) -> None:
+        """Write the guard's late facts and quarantines to its store now, on vigie's loop:
+        a test never waits for the flush timer (it can be late on a loaded machine)."""
+        assert self.h.vigie is not None
+        self.h.run(self.h.vigie.stages.guard.store.flush())
+
 
 @pytest.fixture(scope="session")
 def keys() -> Keys:

@@ -47,7 +47,7 @@ def check_patient(out: dict[str, Any]) -> None:
     assert out["nir"] == "*************91"
     assert out["phone"] == "******5678"
     assert out["secret"] == "******"
-    assert out["ins"].startswith("psn_") and "INS-0001" not in out["ins"]
+    assert out["ins"].startswith("psn-") and "INS-0001" not in out["ins"]
     assert out["birth_date"] == "1985"
     assert out["admitted"] == "2023-11"
     assert out["address"] == {"postcode": "75", "city": "Paris"}  # line: unlisted
@@ -55,7 +55,7 @@ def check_patient(out: dict[str, Any]) -> None:
     # other systems: nothing of them is named, so the element itself is dropped
     assert len(out["identifier"]) == 1
     assert out["identifier"][0]["system"] == INS
-    assert out["identifier"][0]["value"].startswith("psn_")
+    assert out["identifier"][0]["value"].startswith("psn-")
 
 
 def test_single_record_every_action(h: Harness, token: str) -> None:
@@ -148,7 +148,7 @@ def test_mask_edges(h: Harness, token: str, field: str, value: Any, expected: An
 def pseudonym(h: Harness, client: str, value: str) -> str:
     out = fetch(h, h.token(client, scope="r"), "/patients/p1", {"id": "p1", "ins": value})
     token: str = out["ins"]
-    assert token.startswith("psn_")
+    assert token.startswith("psn-")
     return token
 
 

@@ -155,7 +155,7 @@ async def test_unknown_type_without_rules_is_scanned_as_text() -> None:
 
 
 @pytest.mark.parametrize("body", [b"\x89PNG\x00\x01", b'{"a": 1', b"[1, 2,]", b"\xff\xfe{}",
-                                  b"", b'{"a": NaN}'])
+                                  b'{"a": NaN}'])
 async def test_binary_or_broken_json_is_refused(body: bytes) -> None:
     with pytest.raises(InspectionError):
         await go(upstream(body), RULE)

@@ -59,7 +59,7 @@ def test_shows_the_normalized_path_and_pseudonyms() -> None:
     text = explain(EXAMPLE_POLICIES, "research-export", "GET", "//export.ndjson")
     assert "normalized path: /export.ndjson" in text
     assert "route: export" in text
-    assert "pseudonymize" in text and "psn_" in text
+    assert "pseudonymize" in text and "psn-" in text
 
 
 def test_routes_without_response_rules(tmp_path: Path) -> None:

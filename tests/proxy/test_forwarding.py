@@ -32,7 +32,7 @@ def test_methods_bodies_and_statuses_are_forwarded(harness: Harness, token: str,
     assert seen.body == body
     assert seen.headers["x-custom"] == "kept"
     assert seen.headers["x-vigie-client"] == "app"
-    assert seen.headers["x-vigie-user"].startswith("psn_")
+    assert seen.headers["x-vigie-user"].startswith("psn-")
     assert "authorization" not in seen.headers  # the bearer token never reaches the upstream
 
 

@@ -59,7 +59,7 @@ def test_one_line_per_authenticated_request_none_for_401(soc: Harness) -> None:
     assert lines["uninspectable"]["decision"] == "error"
     assert lines["uninspectable"]["patients"] == []  # refused: nothing disclosed
     assert lines["scope"]["decision"] == "denied" and lines["scope"]["route"] is None
-    assert lines["ok"]["principal"].startswith("psn_")
+    assert lines["ok"]["principal"].startswith("psn-")
     assert "dr-audit" not in soc.audit_path.read_text()
 
 
@@ -139,7 +139,7 @@ def test_exposed_lists_exactly_what_each_client_received(tmp_path: Path) -> None
         export = stack.get("/export.ndjson", research)
         assert export.status_code == 200
         pseudonyms = {orjson.loads(line)["id"] for line in export.text.splitlines() if line}
-        assert len(pseudonyms) == 400 and all(p.startswith("psn_") for p in pseudonyms)
+        assert len(pseudonyms) == 400 and all(p.startswith("psn-") for p in pseudonyms)
 
         audit = stack.audit_path
         assert vigie_cli("audit", "verify", str(audit)).returncode == 0

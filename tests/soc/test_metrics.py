@@ -51,7 +51,7 @@ TYPES = {"vigie_requests": "counter", "vigie_request_duration_seconds": "histogr
 CLIENTS = {"soc-app", "tight-app", "none"}
 
 
-def wait_until(check, timeout: float = 8.0) -> bool:  # type: ignore[no-untyped-def]
+def wait_until(check, timeout: float = 30.0) -> bool:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():

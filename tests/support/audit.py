@@ -36,4 +36,4 @@ def read_lines(path: Path) -> list[dict[str, Any]]:
 def write_many(log: AuditLog, count: int, start: float = BASE_TIME) -> None:
     for index in range(count):
         log.record(make_decision(request_id=f"req-{index}", wall_time=start + index,
-                                 patients=[str(index)], mode=Mode.ENFORCE), "psn_user")
+                                 patients=[str(index)], mode=Mode.ENFORCE), "psn-user")

@@ -3,7 +3,8 @@
 `run_app_in_thread(app)` binds 127.0.0.1 on a free port, serves `app` from its own
 thread and event loop, waits until it accepts connections, yields the base URL and
 stops it cleanly. `LegacyServer` is the synthetic legacy patient API served that way;
-`DemoStack` adds the demo issuer and vigie itself with the demo policies in front.
+`DemoStack` adds the demo issuer and vigie itself with the demo policies in front;
+`stack.upstream.requests` is every request the legacy API received.
 """
 
 from __future__ import annotations
@@ -54,6 +55,21 @@ class LegacyServer:
             running.__exit__(exc_type, exc, tb)
 
 
+class RecordingApp:
+    """An ASGI app that notes every request it receives: (path, query, headers)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.requests: list[tuple[str, str, dict[str, str]]] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            self.requests.append((scope["path"], scope["query_string"].decode("latin-1"),
+                                  {k.decode("latin-1"): v.decode("latin-1")
+                                   for k, v in scope["headers"]}))
+        await self.app(scope, receive, send)
+
+
 class DemoStack:
     """What `vigie demo` runs, over loopback: legacy API, demo issuer, vigie with the demo
     policies. `stack.get(path, token)` goes through the proxy; `stack.issuer.mint(...)`
@@ -85,8 +101,8 @@ class DemoStack:
         from vigie.demo import DEMO_POLICIES
         from vigie.server import serve
 
-        self.legacy_url = self._stack.enter_context(
-            run_app_in_thread(create_legacy_app(self.count)))
+        self.upstream = RecordingApp(create_legacy_app(self.count))
+        self.legacy_url = self._stack.enter_context(run_app_in_thread(self.upstream))
         issuer_url = self._stack.enter_context(run_app_in_thread(self.issuer.app()))
         self.issuer.issuer_url = issuer_url
         key_file = self.state / "pseudonym.key"

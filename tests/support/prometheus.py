@@ -140,7 +140,7 @@ class PrometheusServer:
                 return found
             time.sleep(0.25)
 
-    def wait_for_alert(self, alert: str, timeout: float = 20.0,
+    def wait_for_alert(self, alert: str, timeout: float = 60.0,
                        **labels: str) -> list[dict[str, Any]]:
         return list(self.wait_for(lambda: self.firing(alert, **labels), timeout))
 

@@ -3,6 +3,9 @@
 It behaves like the legacy systems Vigie sits in front of: it returns everything,
 NIR included, to anyone who asks, in bulk if asked (page_size up to 1000, a full
 NDJSON export). Records are serialized once with orjson and served from memory.
+Like real servers (HAPI FHIR, most legacy APIs) it writes absolute links built from
+the Host it was reached at: `links.next` and a `Link` header on searches, FHIR
+`Bundle.link[].url` and `entry[].fullUrl`; Vigie rewrites them to its own address.
 """
 
 from __future__ import annotations
@@ -137,8 +140,14 @@ def create_legacy_app(count: int = DEFAULT_COUNT, seed: int = DEFAULT_SEED) -> S
         params = request.query_params
         ids = store.search(params.get("last_name", ""), params.get("birth_date", ""))
         items = store.json_many(ids[(page - 1) * size : page * size])
-        body = b'{"items":[%s],"page":%d,"total":%d}' % (b",".join(items), page, len(ids))
-        return Response(body, media_type=JSON)
+        links = {"self": str(request.url)}
+        headers = {}
+        if page * size < len(ids):  # absolute, built from the Host it was reached at
+            links["next"] = str(request.url.include_query_params(page=page + 1))
+            headers["Link"] = f'<{links["next"]}>; rel="next"'
+        body = b'{"items":[%s],"page":%d,"total":%d,"links":%s}' % (
+            b",".join(items), page, len(ids), orjson.dumps(links))
+        return Response(body, media_type=JSON, headers=headers)
 
     async def read_fhir_patient(request: Request) -> Response:
         body = store.fhir(request.path_params["id"])

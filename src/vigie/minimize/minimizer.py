@@ -1,7 +1,8 @@
 """The minimization stage: one upstream response in, the response the client may see out.
 
 Order of decisions for one response:
-1. no body (HEAD, 1xx, 204, 304): only the headers are scanned;
+1. no body (HEAD, 1xx, 204, 304, or an empty body of any type and status): only the
+   headers are scanned;
 2. binary types on a route without response rules: streamed; untouched when the
    first bytes are binary, else decoded and scanned as bytes for NIRs (masked in
    place: a text export labelled octet-stream is caught); any type that cannot be inspected on
@@ -57,6 +58,7 @@ from vigie.minimize.stream import (
 from vigie.minimize.tree import count_nir
 from vigie.policy.model import Each, Mode
 from vigie.pseudonym import Pseudonymizer
+from vigie.rewrite.totals import withhold_totals
 from vigie.telemetry.metrics import Metrics
 
 # Headers that describe the upstream's bytes: wrong once the body is re-serialized.
@@ -106,6 +108,8 @@ class Minimizer:
             return await self._binary(upstream, headers, content_type, decision, identity,
                                       report_only)
         if rules is not None and kind in (Kind.BINARY, Kind.UNKNOWN):
+            if await _is_empty(upstream):  # a redirect without a body: nothing to inspect
+                return OutgoingResponse(status, _without_body_headers(headers, content_type))
             raise InspectionError("response type cannot be inspected")
         length = upstream.header("content-length")
         if length is not None and length.strip().isdigit() and int(length) > self._max:
@@ -126,10 +130,12 @@ class Minimizer:
                                     job, start=start, array=streamed_array,
                                     report_only=report_only)
             out_headers = _without_body_headers(headers, content_type)
-            return OutgoingResponse(status, out_headers, await _primed(body))
+            return OutgoingResponse(status, out_headers, await primed(body))
 
         raw = await upstream.read(self._max)
         await upstream.aclose()
+        if not raw:  # an empty body of any type and status passes (201, 302...)
+            return OutgoingResponse(status, _without_body_headers(headers, content_type))
         data = decode_all(raw, names, self._max)
         if kind in _JSON_KINDS and (kind is Kind.JSON or looks_like_json(data)):
             result = await self._json(data, charset, kind, job, decision, report_only)
@@ -178,7 +184,7 @@ class Minimizer:
         scanned = scan_bytes(decoded, job, report_only=report_only)
         if names:  # sent decoded, as every streamed body
             headers = _without_body_headers(headers, content_type)
-        return OutgoingResponse(status, headers, await _primed(scanned))
+        return OutgoingResponse(status, headers, await primed(scanned))
 
     async def _json(self, data: bytes, charset: str | None, kind: Kind, job: Job,
                     decision: Decision, report_only: bool) -> bytes | None:
@@ -190,6 +196,7 @@ class Minimizer:
                 raise
             return None
         if job.plan is not None:
+            withhold_totals(document, job.plan.rule)
             once = minimize_once(document, job)
             if once is not None:
                 return once
@@ -227,6 +234,19 @@ class Minimizer:
             m.child(m.records_withheld, client, route).inc(decision.withheld)
 
 
+async def _is_empty(upstream: UpstreamResponse) -> bool:
+    """True when the body has no byte (it is read only as far as its first byte)."""
+    length = upstream.header("content-length")
+    if length is not None and length.strip() == "0":
+        return True
+    if upstream.header("content-encoding"):
+        return False
+    async for piece in upstream.body:
+        if piece:
+            return False
+    return True
+
+
 async def _once(data: bytes) -> AsyncIterator[bytes]:
     yield data
 
@@ -238,7 +258,7 @@ async def _chained(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[by
         yield piece
 
 
-async def _primed(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def primed(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     """Produce the first piece now, so that an early error is still a clean 502."""
     try:
         first = await anext(body)

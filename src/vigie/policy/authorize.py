@@ -2,7 +2,8 @@
 
 `authorize` runs, in order: client policy lookup (403 unknown_client, also when
 the policy names another `issuer`), path
-normalization (400), route match (403 no_route), scopes (403 scope), query
+normalization (400), route match (403 no_route), scopes (403 scope; SMART scopes
+matched as SMART clients expect, `smart.py`), query
 rules (400). It returns the `Grant` the rest of the pipeline works from: the
 route, the normalized path the upstream receives, the validated raw query and
 the decoded path parameters.
@@ -29,6 +30,7 @@ from vigie.context import Grant, Identity
 from vigie.errors import BadRequest, Forbidden
 from vigie.paths import check_query, normalize, segment_value
 from vigie.policy.model import ClientPolicy, Mode, PolicySet, QueryRule, Route
+from vigie.policy.smart import satisfied
 
 MAX_QUERY_FIELDS = 64
 _INTEGER = re.compile(r"[0-9]{1,18}")
@@ -49,7 +51,7 @@ def authorize(policies: PolicySet, identity: Identity, method: str, raw_path: by
     route = match_route(policy, method, segments)
     if route is None:
         raise Forbidden("no_route")
-    if not route.scopes <= identity.scopes:
+    if not satisfied(route.scopes, identity.scopes):
         raise Forbidden("scope", "missing scope")
     query = check_query(query_string)
     if route.query is not None:

@@ -150,7 +150,7 @@ def _describe(rule: FieldRule) -> str:
     if rule.action is Action.GENERALIZE and rule.generalize is not None:
         return f"generalize {rule.generalize.value}   ({_EXAMPLES[rule.generalize.value]})"
     if rule.action is Action.PSEUDONYMIZE:
-        return "pseudonymize   (keyed token psn_..., stable for this client only)"
+        return "pseudonymize   (keyed token psn-..., stable for this client only)"
     if rule.action is Action.KEEP:
         return "keep"
     return "drop"

@@ -19,6 +19,7 @@ from typing import Any
 from vigie import yamlsrc
 from vigie.config import LIMIT_KEYS, parse_limits
 from vigie.errors import ConfigError
+from vigie.policy import smart
 from vigie.policy.authorize import method_allowed
 from vigie.policy.model import (
     Action,
@@ -37,6 +38,7 @@ from vigie.policy.model import (
     Unlisted,
 )
 from vigie.policy.selectors import parse_location, parse_selector
+from vigie.policy.smart import looks_smart
 from vigie.policy.templates import Segments, covers, parse_template
 from vigie.rates import Limits
 
@@ -327,6 +329,9 @@ class _FileReader:
         for index, scope in enumerate(raw):
             if not isinstance(scope, str) or not scope or any(c.isspace() for c in scope):
                 self.error((*path, index), "a scope is a non-empty string without spaces")
+            elif looks_smart(scope) and smart.parse(scope) is None:
+                self.error((*path, index), "not a SMART scope: context/Type.permissions "
+                           "(e.g. patient/Patient.rs, user/*.read)")
         return frozenset(str(scope) for scope in raw)
 
     def query(self, raw: Any, path: yamlsrc.Path) -> QueryRule | None:

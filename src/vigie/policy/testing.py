@@ -4,7 +4,7 @@ Each case builds the proxy's own stages â€” authorize, guard, minimize, audit â€
 around two stand-ins at the I/O seams: the identity comes from the case's
 `claims` (policy tests test policies, not token signatures) and the upstream
 answers with the case's `upstream` response. Pseudonyms use a fixed test key,
-so expected `psn_` values are stable.
+so expected `psn-` values are stable.
 
 Case format (contract section 3, with optional extras):
 
