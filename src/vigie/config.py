@@ -20,6 +20,7 @@ from vigie import yamlsrc
 from vigie.errors import ConfigError
 from vigie.policy.model import Mode
 from vigie.rates import Limits, Rate
+from vigie.tls import TLSSettings, parse_tls
 
 ASYMMETRIC_ALGORITHMS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
@@ -38,6 +39,7 @@ DEFAULT_LIMITS = Limits(
 class Listen:
     host: str = "0.0.0.0"  # noqa: S104 - a proxy listens on all interfaces by default
     port: int = 8080
+    tls: TLSSettings | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +47,7 @@ class Admin:
     host: str = "0.0.0.0"  # noqa: S104
     port: int = 9090
     token_file: Path | None = None
+    tls: TLSSettings | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,17 +233,19 @@ def _build(raw: dict[str, Any], r: _Reader) -> Settings:
     if parts.query or parts.fragment:
         raise r.error(("upstream",), "must not have a query or fragment")
 
-    listen_raw = r.mapping(raw.get("listen"), ("listen",), {"host", "port"})
+    listen_raw = r.mapping(raw.get("listen"), ("listen",), {"host", "port", "tls"})
     listen = Listen(
         host=r.typed(listen_raw.get("host", Listen().host), ("listen", "host"), str, "a host"),
         port=r.port(listen_raw.get("port", Listen().port), ("listen", "port")),
+        tls=parse_tls(listen_raw.get("tls"), ("listen", "tls"), r),
     )
-    admin_raw = r.mapping(raw.get("admin"), ("admin",), {"host", "port", "token_file"})
+    admin_raw = r.mapping(raw.get("admin"), ("admin",), {"host", "port", "token_file", "tls"})
     token_file = admin_raw.get("token_file")
     admin = Admin(
         host=r.typed(admin_raw.get("host", Admin().host), ("admin", "host"), str, "a host"),
         port=r.port(admin_raw.get("port", Admin().port), ("admin", "port")),
         token_file=None if token_file is None else r.path(token_file, ("admin", "token_file")),
+        tls=parse_tls(admin_raw.get("tls"), ("admin", "tls"), r),
     )
     mode = r.convert(raw.get("mode", "enforce"), ("mode",), Mode)
     issuers = tuple(
