@@ -20,6 +20,7 @@ from vigie import yamlsrc
 from vigie.errors import ConfigError
 from vigie.policy.model import Mode
 from vigie.rates import Limits, Rate
+from vigie.telemetry.logs import LOG_FORMATS, LOG_LEVELS
 from vigie.tls import TLSSettings, parse_tls
 
 ASYMMETRIC_ALGORITHMS = frozenset(
@@ -94,6 +95,8 @@ class Settings:
     upstream_client: str = "native"  # native (http:// only, else aiohttp) | aiohttp | httpx
     max_response_bytes: int = 52_428_800
     shutdown_grace_seconds: float = 20.0
+    log_format: str = "text"  # text | json (telemetry/logs.py)
+    log_level: str = "info"
     source: Path | None = None
 
 
@@ -102,7 +105,7 @@ _TOP_KEYS = {
     "upstream", "listen", "admin", "policies", "mode", "issuers", "redis",
     "pseudonym_key_file", "audit", "limits", "guard", "upstream_timeout_seconds",
     "upstream_connect_timeout_seconds", "max_response_bytes", "shutdown_grace_seconds",
-    "upstream_client",
+    "upstream_client", "log_format", "log_level",
 }
 UPSTREAM_CLIENTS = ("native", "aiohttp", "httpx")
 T = TypeVar("T")
@@ -206,7 +209,8 @@ def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[
                               key=variable) from exc
         if isinstance(value, int | float) and parts[-1] in {"host", "issuer", "client_claim"}:
             value = text
-        if parts[-1] in {"upstream", "redis", "upstream_client"} and value is not None:
+        if parts[-1] in {"upstream", "redis", "upstream_client", "log_format",
+                         "log_level"} and value is not None:
             value = text
         target = raw
         for part in parts[:-1]:
@@ -291,12 +295,17 @@ def _build(raw: dict[str, Any], r: _Reader) -> Settings:
             raise r.error((key,), "must be positive")
         return value
 
-    upstream_client = raw.get("upstream_client", "native")
-    if upstream_client not in UPSTREAM_CLIENTS:
-        raise r.error(("upstream_client",), f"must be one of {', '.join(UPSTREAM_CLIENTS)}")
+    def choice(key: str, options: tuple[str, ...], default: str) -> str:
+        value = raw.get(key, default)
+        if value not in options:
+            raise r.error((key,), f"must be one of {', '.join(options)}")
+        return str(value)
+
     return Settings(
+        log_format=choice("log_format", LOG_FORMATS, "text"),
+        log_level=choice("log_level", LOG_LEVELS, "info"),
         upstream=upstream.rstrip("/"),
-        upstream_client=upstream_client,
+        upstream_client=choice("upstream_client", UPSTREAM_CLIENTS, "native"),
         listen=listen,
         admin=admin,
         policies=r.path(raw.get("policies", "./policies"), ("policies",)),
