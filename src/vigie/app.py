@@ -78,7 +78,7 @@ class Vigie:
             audit=audit,
             metrics=metrics,
             tracing=Tracing.from_environment(os.environ if environ is None else environ,
-                                             exporter=span_exporter),
+                                             exporter=span_exporter, upstream=settings.upstream),
             pseudonymizer=pseudonymizer,
             default_mode=settings.mode,
         )
