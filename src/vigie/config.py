@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from vigie import yamlsrc
+from vigie.admin_auth import MetricsAuth, parse_metrics_auth
 from vigie.errors import ConfigError
 from vigie.policy.model import Mode
 from vigie.rates import Limits, Rate
@@ -49,6 +50,7 @@ class Admin:
     port: int = 9090
     token_file: Path | None = None
     tls: TLSSettings | None = None
+    metrics: MetricsAuth = MetricsAuth()
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,13 +245,15 @@ def _build(raw: dict[str, Any], r: _Reader) -> Settings:
         port=r.port(listen_raw.get("port", Listen().port), ("listen", "port")),
         tls=parse_tls(listen_raw.get("tls"), ("listen", "tls"), r),
     )
-    admin_raw = r.mapping(raw.get("admin"), ("admin",), {"host", "port", "token_file", "tls"})
+    admin_raw = r.mapping(raw.get("admin"), ("admin",), {"host", "port", "token_file", "tls",
+                                                          "metrics_auth", "scrape_token_file"})
     token_file = admin_raw.get("token_file")
     admin = Admin(
         host=r.typed(admin_raw.get("host", Admin().host), ("admin", "host"), str, "a host"),
         port=r.port(admin_raw.get("port", Admin().port), ("admin", "port")),
         token_file=None if token_file is None else r.path(token_file, ("admin", "token_file")),
         tls=parse_tls(admin_raw.get("tls"), ("admin", "tls"), r),
+        metrics=parse_metrics_auth(admin_raw, r),
     )
     mode = r.convert(raw.get("mode", "enforce"), ("mode",), Mode)
     issuers = tuple(

@@ -36,6 +36,25 @@ M = TypeVar("M", Counter, Gauge, Histogram)
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
+ANOMALY_BANDS = (1.0, 0.5, 0.25)  # quarantined or detected; throttled; elevated; else 0
+
+
+def anomaly_band(score: float) -> float:
+    """The coarse band of an anomaly score, as exported: 0, 0.25, 0.5 or 1.
+
+    Whoever can scrape /metrics must not be able to steer a client just under a
+    threshold: [0.25, 0.5) reads 0.25, [0.5, 1) reads 0.5 (the throttle), 1 stays 1.
+    """
+    return next((band for band in ANOMALY_BANDS if score >= band), 0.0)
+
+
+class BandedGauge(Gauge):
+    """A gauge that stores only the band of what it is given (its children too)."""
+
+    def set(self, value: float) -> None:
+        super().set(anomaly_band(float(value)))
+
+
 class Metrics:
     """The registry and its metrics. Pass it to every stage that counts."""
 
@@ -67,8 +86,9 @@ class Metrics:
             ["client", "route"], registry=r)
         self.auth_failures = Counter(
             "vigie_auth_failures", "Refused credentials by reason", ["reason"], registry=r)
-        self.anomaly_score = Gauge(
-            "vigie_anomaly_score", "Highest anomaly score among a client's principals",
+        self.anomaly_score = BandedGauge(
+            "vigie_anomaly_score",
+            "Highest anomaly score among a client's principals, in bands: 0, 0.25, 0.5, 1",
             ["client"], registry=r)
         self.enumeration_detections = Counter(
             "vigie_enumeration_detections", "Enumeration signals raised",
