@@ -8,6 +8,8 @@ dashboards rely on, so that `rate()`/`increase()` see the very first event.
 
 from __future__ import annotations
 
+import os
+import platform
 import time
 from typing import TYPE_CHECKING, TypeVar
 
@@ -20,6 +22,8 @@ from prometheus_client import (
     ProcessCollector,
 )
 from prometheus_client.gc_collector import GCCollector
+
+from vigie import __version__
 
 if TYPE_CHECKING:
     from vigie.policy.model import PolicySet
@@ -117,6 +121,12 @@ class Metrics:
         self.policy_loaded = Gauge(
             "vigie_policy_last_reload_success_timestamp_seconds",
             "When policies were last loaded successfully", registry=r)
+        self.build_info = Gauge(
+            "vigie_build_info", "Always 1: the running version, image revision and Python",
+            ["version", "revision", "python"], registry=r)
+        self.build_info.labels(version=__version__,
+                               revision=os.environ.get("VIGIE_BUILD_REVISION", "unknown")[:64],
+                               python=platform.python_version()).set(1)
         self.upstream_up.set(1)
         self._children: dict[tuple[int, tuple[str, ...]], object] = {}
 
