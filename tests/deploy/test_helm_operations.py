@@ -149,3 +149,23 @@ def test_free_form_spreading_hpa_behavior_and_the_startup_timeout() -> None:
     default = one(manifests(), "Deployment")["spec"]["template"]["spec"]
     assert default["topologySpreadConstraints"][0]["topologyKey"] == "kubernetes.io/hostname"
     assert default["containers"][0]["startupProbe"]["timeoutSeconds"] == 2
+
+
+OPENSHIFT: dict[str, Any] = {  # restricted-v2 SCC: the namespace's UID range, not ours
+    "podSecurityContext": {"runAsUser": None, "runAsGroup": None, "fsGroup": None},
+    "securityContext": {"runAsUser": None, "runAsGroup": None},
+}
+
+
+def test_openshift_values_let_the_platform_pick_the_uid_and_keep_the_pod_locked() -> None:
+    report = helm.lint(CHART, OPENSHIFT, strict=True, kube_version=f"v{KUBE_VERSION}")
+    assert report["errors"] == []
+    docs = manifests(OPENSHIFT)
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    for context in (pod["securityContext"], container(docs)["securityContext"]):
+        assert "runAsUser" not in context and "runAsGroup" not in context
+        assert context["runAsNonRoot"] is True
+    assert "fsGroup" not in pod["securityContext"]
+    security = container(docs)["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True and security["capabilities"]["drop"] == [
+        "ALL"]
