@@ -169,3 +169,13 @@ def test_openshift_values_let_the_platform_pick_the_uid_and_keep_the_pod_locked(
     security = container(docs)["securityContext"]
     assert security["readOnlyRootFilesystem"] is True and security["capabilities"]["drop"] == [
         "ALL"]
+
+
+def test_a_sentinel_url_reaches_vigie_and_credentials_stay_out_of_values(tmp_path: Path) -> None:
+    sentinels = "redis+sentinel://valkey-node-0.valkey-headless:26379,valkey:26379/mymaster/0"
+    text = one(manifests({"redis": {"url": sentinels}}), "ConfigMap", "vigie-config")["data"][
+        "vigie.yaml"]
+    (tmp_path / "vigie.yaml").write_text(text)
+    assert load_settings(tmp_path / "vigie.yaml", environ={}).redis == sentinels
+    with helm.Chart.load(CHART) as chart, pytest.raises(helm.HelmValuesError):
+        chart.validate_schema({"redis": {"url": "redis+sentinel://:pw@valkey:26379/mymaster"}})
