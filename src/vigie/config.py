@@ -21,7 +21,6 @@ from vigie.admin_auth import MetricsAuth, parse_metrics_auth
 from vigie.errors import ConfigError
 from vigie.policy.model import Mode
 from vigie.rates import Limits, Rate
-from vigie.redis_connect import RedisTarget
 from vigie.telemetry.logs import LOG_FORMATS, LOG_LEVELS
 from vigie.tls import TLSSettings, parse_tls
 
@@ -263,7 +262,7 @@ def _build(raw: dict[str, Any], r: _Reader) -> Settings:
     redis_url = raw.get("redis")
     if redis_url is not None:
         redis_url = r.typed(redis_url, ("redis",), str, "a redis:// URL or null")
-        _redis_target(redis_url, r)
+        r.convert(redis_url, ("redis",), redis_connect.usable_by_guard)
     key_file = raw.get("pseudonym_key_file")
     audit_raw = r.mapping(raw.get("audit"), ("audit",), {"path", "on_failure", "rotate_bytes"})
     audit_path = r.typed(audit_raw.get("path", "-"), ("audit", "path"), str, "a path or '-'")
@@ -327,13 +326,6 @@ def _build(raw: dict[str, Any], r: _Reader) -> Settings:
         max_response_bytes=positive("max_response_bytes", int, 52_428_800),
         shutdown_grace_seconds=positive("shutdown_grace_seconds", float, 20.0),
     )
-
-
-def _redis_target(url: str, r: _Reader) -> None:
-    target = r.convert(url, ("redis",), RedisTarget.parse)
-    if target.kind == "cluster" and not redis_connect.cluster_ready:
-        raise r.error(("redis",), "Redis Cluster is not usable by the guard yet (its scripts "
-                                  "span two hash slots): use redis+sentinel:// or one server")
 
 
 def _list(raw: dict[str, Any], key: str, r: _Reader) -> list[Any]:

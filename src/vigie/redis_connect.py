@@ -85,6 +85,15 @@ class RedisTarget:
                    db=int(path[1]) if len(path) == 2 else 0, **common)
 
 
+def usable_by_guard(url: str) -> RedisTarget:
+    """The target of the `redis` setting if the guard can use it; ValueError otherwise."""
+    target = RedisTarget.parse(url)
+    if target.kind == "cluster" and not cluster_ready:
+        raise ValueError("Redis Cluster is not usable by the guard yet (its scripts span two "
+                         "hash slots): use redis+sentinel:// or one server")
+    return target
+
+
 def _node(text: str) -> tuple[str, int]:
     host, _, port = text.strip().rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
