@@ -9,6 +9,7 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
+from support.configs import minimal_config
 from support.harness import Harness, Keys
 from vigie.config import load_settings
 from vigie.errors import ConfigError
@@ -67,11 +68,6 @@ def test_metrics_auth_admin_accepts_only_the_admin_token(tmp_path: Path, keys: K
         assert _scrape(h, None).status_code == 401
 
 
-def _config(tmp: Path, admin: str) -> Path:
-    (tmp / "policies").mkdir(exist_ok=True)
-    path = tmp / "vigie.yaml"
-    path.write_text(f"upstream: http://127.0.0.1:9\npolicies: ./policies\nadmin: {admin}\n")
-    return path
 
 
 @pytest.mark.parametrize(("admin", "key"), [
@@ -82,7 +78,7 @@ def _config(tmp: Path, admin: str) -> Path:
 def test_an_incomplete_metrics_auth_stops_start_up(tmp_path: Path, admin: str,
                                                    key: str) -> None:
     with pytest.raises(ConfigError, match=rf"\(key '{key}'\)"):
-        load_settings(_config(tmp_path, admin), {})
+        load_settings(minimal_config(tmp_path, f"admin: {admin}\n"), {})
 
 
 def test_the_anomaly_score_is_exported_in_bands_only() -> None:

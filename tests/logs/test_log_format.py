@@ -17,6 +17,7 @@ import jsonschema
 import orjson
 import pytest
 
+from support.configs import minimal_config
 from support.harness import AUDIENCE, ISSUER, Keys
 from support.servers import free_socket
 from vigie.config import load_settings
@@ -107,23 +108,18 @@ def test_security_events_share_the_schema(tmp_path: Path,
         validator.validate({**line, "kind": "log", "message": "x", "body": "{}"})
 
 
-def _config(tmp: Path, extra: str) -> Path:
-    (tmp / "policies").mkdir(exist_ok=True)
-    path = tmp / "vigie.yaml"
-    path.write_text(f"upstream: http://127.0.0.1:9\npolicies: ./policies\n{extra}")
-    return path
 
 
 def test_log_settings_come_from_the_file_or_the_environment(tmp_path: Path) -> None:
-    settings = load_settings(_config(tmp_path, "log_format: json\nlog_level: debug\n"), {})
+    settings = load_settings(minimal_config(tmp_path, "log_format: json\nlog_level: debug\n"), {})
     assert (settings.log_format, settings.log_level) == ("json", "debug")
-    settings = load_settings(_config(tmp_path, ""), {"VIGIE_LOG_FORMAT": "json"})
+    settings = load_settings(minimal_config(tmp_path, ""), {"VIGIE_LOG_FORMAT": "json"})
     assert (settings.log_format, settings.log_level) == ("json", "info")
     with pytest.raises(ConfigError, match=r"vigie.yaml:3: must be one of text, json "
                                           r"\(key 'log_format'\)"):
-        load_settings(_config(tmp_path, "log_format: xml\n"), {})
+        load_settings(minimal_config(tmp_path, "log_format: xml\n"), {})
     with pytest.raises(ConfigError, match="key 'log_level'"):
-        load_settings(_config(tmp_path, ""), {"VIGIE_LOG_LEVEL": "verbose"})
+        load_settings(minimal_config(tmp_path, ""), {"VIGIE_LOG_LEVEL": "verbose"})
 
 
 def test_vigie_serve_writes_only_schema_lines_to_stderr_in_json(
@@ -137,7 +133,7 @@ def test_vigie_serve_writes_only_schema_lines_to_stderr_in_json(
     ports = proxy.getsockname()[1], admin.getsockname()[1]
     proxy.close()
     admin.close()
-    config = _config(tmp_path, (
+    config = minimal_config(tmp_path, (
         f"listen: {{host: 127.0.0.1, port: {ports[0]}}}\n"
         f"admin: {{host: 127.0.0.1, port: {ports[1]}}}\nlog_format: json\n"
         f"audit: {{path: {tmp_path / 'audit.jsonl'}}}\n"

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from support.configs import minimal_config
 from support.harness import Harness, Keys
 from support.pki import CA, Issued, peer_serial
 from vigie.config import load_settings
@@ -192,11 +193,6 @@ def test_required_client_certificates_gate_the_connection(mtls_harness: Harness,
     assert seen == 1  # refused handshakes reached nothing
 
 
-def _config(tmp: Path, listen: str) -> Path:
-    (tmp / "policies").mkdir(exist_ok=True)
-    path = tmp / "vigie.yaml"
-    path.write_text(f"upstream: http://127.0.0.1:9\npolicies: ./policies\n{listen}")
-    return path
 
 
 @pytest.mark.parametrize(("tls", "key"), [
@@ -212,7 +208,7 @@ def test_a_bad_tls_setting_stops_start_up_naming_the_key(tmp_path: Path, ca: CA,
                                                          key: str) -> None:
     ca.issue("vigie", server=True).write(tmp_path, "server")
     (tmp_path / "other.key").write_bytes(ca.issue("x", server=True).key_pem)
-    config = _config(tmp_path, f"listen:\n  tls: {tls}\n")
+    config = minimal_config(tmp_path, f"listen:\n  tls: {tls}\n")
     with pytest.raises(ConfigError) as caught:
         load_settings(config, {})
     assert f"(key '{key}')" in str(caught.value)
@@ -222,7 +218,7 @@ def test_a_bad_tls_setting_stops_start_up_naming_the_key(tmp_path: Path, ca: CA,
 def test_tls_settings_resolve_relative_paths_and_default_to_no_client_auth(
         tmp_path: Path, ca: CA) -> None:
     ca.issue("vigie", server=True).write(tmp_path, "server")
-    settings = load_settings(_config(
+    settings = load_settings(minimal_config(
         tmp_path, "listen:\n  tls: {cert_file: server.crt, key_file: server.key}\n"), {})
     assert settings.listen.tls == TLSSettings(cert_file=tmp_path / "server.crt",
                                               key_file=tmp_path / "server.key")

@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-from support.audit import make_decision
 from support.otlp import OtlpReceiver
-from vigie.policy.model import Route
+from support.tracing import run_request
 from vigie.telemetry.tracing import Tracing
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 STAGES = ("authorize", "guard", "GET", "minimize")  # "GET": the upstream call (CLIENT)
-ROUTE = Route(name="read-patient", methods=frozenset({"GET"}), path="/patients/{id}",
-              segments=("patients", None), params=("id",))
 
 
 def serve_one(tracing: Tracing) -> None:
-    with tracing.request("GET", [(b"traceparent", TRACEPARENT.encode())]) as span:
-        with tracing.stage("authorize"):
-            pass
-        tracing.routed("GET", ROUTE)
-        with tracing.stage("guard"):
-            pass
-        with tracing.upstream("GET", ROUTE) as call:
-            tracing.upstream_answered(call, 200)
-        with tracing.stage("minimize"):
-            pass
-        tracing.finish(span, make_decision(patients=["42"]))
+    run_request(tracing, [(b"traceparent", TRACEPARENT.encode())], patients=["42"])
 
 
 def test_spans_arrive_over_otlp_http() -> None:

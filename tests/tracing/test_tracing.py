@@ -13,6 +13,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 import vigie
 from support.audit import make_decision
+from support.tracing import run_request as shared_run_request
 from vigie.errors import NotFound
 from vigie.policy.model import Route
 from vigie.telemetry.tracing import Tracing, valid_traceparent
@@ -23,8 +24,6 @@ TRACEPARENT = f"00-{CLIENT_TRACE}-{CLIENT_PARENT}-01"
 NIR = "185057800608491"
 STAGES = ("authorize", "guard", "minimize")  # INTERNAL; the upstream call is a CLIENT span
 ROOT = "GET /patients/{id}"
-ROUTE = Route(name="read-patient", methods=frozenset({"GET"}), path="/patients/{id}",
-              segments=("patients", None), params=("id",))
 SCOPE = {"type": "http", "scheme": "https", "http_version": "1.1", "method": "GET",
          "path": f"/patients/{NIR}", "headers": [(b"host", b"vigie.chu.example:8443")],
          "server": ("10.0.0.5", 8443)}
@@ -41,21 +40,10 @@ def tracing(exporter: InMemorySpanExporter) -> Tracing:
 
 
 def run_request(tracing: Tracing, headers: object, **decision: object) -> str | None:
-    """The proxy's use of the interface: a request span, stages, the upstream call, finish."""
-    upstream_header = None
-    with tracing.request("GET", headers, SCOPE) as span:  # type: ignore[arg-type]
-        with tracing.stage("authorize"):
-            pass
-        tracing.routed("GET", ROUTE)
-        with tracing.stage("guard"):
-            pass
-        with tracing.upstream("GET", ROUTE) as call:
-            upstream_header = tracing.upstream_traceparent(TRACEPARENT)
-            tracing.upstream_answered(call, int(str(decision.pop("upstream_status", 200))))
-        with tracing.stage("minimize"):
-            pass
-        tracing.finish(span, make_decision(**decision))
-    return upstream_header
+    """The proxy's use of the interface, with the client's traceparent offered upstream."""
+    upstream_status = int(str(decision.pop("upstream_status", 200)))
+    return shared_run_request(tracing, headers, SCOPE, client_traceparent=TRACEPARENT,
+                              upstream_status=upstream_status, **decision)
 
 
 def by_name(spans: tuple[ReadableSpan, ...]) -> dict[str, ReadableSpan]:

@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import (
@@ -213,42 +214,36 @@ class Tracing:
     @contextmanager
     def _request_span(self, method: str, headers: Headers,
                       scope: Mapping[str, Any] | None) -> Iterator[RequestSpan]:
-        assert self._tracer is not None  # noqa: S101 - only called when enabled
         parent = _PROPAGATOR.extract(_trace_headers(headers))
         attributes: dict[str, str | int] = {"http.request.method": method}
         if scope is not None:
             attributes.update(server_attributes(scope))
-        with self._tracer.start_as_current_span(
-            method, context=parent, kind=SpanKind.SERVER, record_exception=False,
-            set_status_on_exception=False, attributes=attributes,
-        ) as span:
-            try:
-                yield RequestSpan(span)
-            except BaseException as exc:
-                _mark_failed(span, exc)
-                raise
+        with self._started(method, SpanKind.SERVER, context=parent,
+                           attributes=attributes) as span:
+            yield RequestSpan(span)
 
     @contextmanager
     def _client_span(self, method: str, route: Route) -> Iterator[RequestSpan]:
-        assert self._tracer is not None  # noqa: S101 - only called when enabled
-        with self._tracer.start_as_current_span(
-            method, kind=SpanKind.CLIENT, record_exception=False, set_status_on_exception=False,
-            attributes=self._upstream.attributes(method, route),
-        ) as span:
-            try:
-                yield RequestSpan(span)
-            except BaseException as exc:
-                _mark_failed(span, exc)
-                raise
+        with self._started(method, SpanKind.CLIENT,
+                           attributes=self._upstream.attributes(method, route)) as span:
+            yield RequestSpan(span)
 
     @contextmanager
     def _stage_span(self, name: str) -> Iterator[None]:
+        with self._started(name, SpanKind.INTERNAL):
+            yield
+
+    @contextmanager
+    def _started(self, name: str, kind: SpanKind, *, context: Context | None = None,
+                 attributes: Mapping[str, str | int] | None = None) -> Iterator[trace.Span]:
+        """A current span whose failure is recorded by exception type only."""
         assert self._tracer is not None  # noqa: S101 - only called when enabled
         with self._tracer.start_as_current_span(
-            name, kind=SpanKind.INTERNAL, record_exception=False, set_status_on_exception=False,
+            name, context=context, kind=kind, record_exception=False,
+            set_status_on_exception=False, attributes=attributes,
         ) as span:
             try:
-                yield
+                yield span
             except BaseException as exc:
                 _mark_failed(span, exc)
                 raise
