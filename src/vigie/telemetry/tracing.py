@@ -88,7 +88,7 @@ class Tracing:
         self._provider = provider
         self.enabled = provider is not None
         self._tracer = provider.get_tracer("vigie", __version__) if provider is not None else None
-        self._upstream = upstream or UpstreamTarget("http", "", 80, "")
+        self._upstream = upstream
 
     @classmethod
     def disabled(cls) -> Tracing:
@@ -224,8 +224,10 @@ class Tracing:
 
     @contextmanager
     def _client_span(self, method: str, route: Route) -> Iterator[RequestSpan]:
-        with self._started(method, SpanKind.CLIENT,
-                           attributes=self._upstream.attributes(method, route)) as span:
+        attributes: Mapping[str, str | int] = (
+            {"http.request.method": method} if self._upstream is None
+            else self._upstream.attributes(method, route))
+        with self._started(method, SpanKind.CLIENT, attributes=attributes) as span:
             yield RequestSpan(span)
 
     @contextmanager
