@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import ssl
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -223,3 +224,15 @@ def test_tls_settings_resolve_relative_paths_and_default_to_no_client_auth(
     assert settings.listen.tls == TLSSettings(cert_file=tmp_path / "server.crt",
                                               key_file=tmp_path / "server.key")
     assert settings.admin.tls is None
+
+
+def test_the_private_key_copy_used_for_loading_does_not_outlive_the_load(
+        tmp_path: Path, ca: CA, monkeypatch: pytest.MonkeyPatch) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    cert, key = ca.issue("vigie", server=True).write(tmp_path, "server")
+    tls = ServerTLS(TLSSettings(cert_file=cert, key_file=key))
+    key.write_bytes(key.read_bytes() + b"\n")
+    assert tls.reload_if_changed() is True
+    assert list(scratch.iterdir()) == []
