@@ -18,9 +18,12 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore
 
 WORKDIR /src
-# .dockerignore is an allowlist: only pyproject.toml, README/LICENSE and src/ arrive here.
+# .dockerignore is an allowlist: only pyproject.toml, requirements.lock, README/LICENSE and
+# src/ arrive here. Dependencies come from the lock, every file checked against its hash
+# (`make lock` regenerates it); the project's own wheel is built without resolving anything.
 COPY . .
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+RUN pip wheel --no-cache-dir --require-hashes --wheel-dir /wheels -r requirements.lock \
+    && pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
 # ---- stage 2: runtime -----------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
@@ -36,6 +39,7 @@ LABEL org.opencontainers.image.title="vigie" \
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    VIGIE_BUILD_REVISION=${REVISION} \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore \
     PATH=/opt/vigie/bin:${PATH}

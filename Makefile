@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck unit interop bench bench-guard bench-export bench-audit install dev clean
+.PHONY: demo test lint typecheck unit interop bench bench-guard bench-export bench-audit install dev clean lock sbom
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -13,7 +13,11 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+# The locked versions first (hash-checked), then the project itself; a dependency added to
+# pyproject.toml but not yet locked still installs (tests/deploy/test_lock.py then asks for
+# `make lock`).
+$(VENV)/.installed-dev: pyproject.toml requirements-dev.lock | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.lock
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(VENV)/.installed $@
 
@@ -69,6 +73,21 @@ bench-export: $(VENV)/.installed-dev
 # `vigie audit exposed` over it.
 bench-audit: $(VENV)/.installed-dev
 	$(BIN)/python bench/audit_bench.py
+
+# requirements.lock (the image) and requirements-dev.lock (CI, `make dev`): exact versions
+# with hashes, resolved for Python 3.11 on Linux from pyproject.toml.
+LOCK_FLAGS := --quiet --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url \
+	--no-emit-find-links --no-emit-trusted-host
+lock: $(VENV)/.installed-dev
+	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile $(LOCK_FLAGS) -o requirements.lock pyproject.toml
+	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile $(LOCK_FLAGS) --extra dev -o requirements-dev.lock pyproject.toml
+
+# CycloneDX SBOM of what the image contains: vigie and the locked runtime dependencies.
+sbom: $(VENV)/.installed-dev
+	mkdir -p build
+	$(BIN)/cyclonedx-py requirements --pyproject pyproject.toml --mc-type application \
+		--output-reproducible --of JSON -o build/sbom.cdx.json requirements.lock
+	@echo "build/sbom.cdx.json"
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

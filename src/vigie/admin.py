@@ -2,11 +2,11 @@
 
 Never proxied. `/quarantine` needs `Authorization: Bearer <admin token>` (from
 `admin.token_file`); without a configured token the endpoints are disabled (404).
+`/metrics` is open unless `admin.metrics_auth` asks for a token (admin_auth.py).
 """
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,30 +16,28 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from vigie.admin_auth import bearer_matches, read_token
 from vigie.guard import Guard
 from vigie.telemetry.metrics import Metrics
 
 
 def read_admin_token(path: Path | None) -> str | None:
-    if path is None:
-        return None
-    token = path.read_text(encoding="utf-8").strip()
-    if len(token) < 16:
-        raise ValueError("the admin token must hold at least 16 characters")
-    return token
+    return read_token(path, "admin token")
+
+
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="vigie-admin"'}
 
 
 def create_admin_app(metrics: Metrics, guard: Guard, admin_token: str | None,
-                     is_ready: Callable[[], bool]) -> Starlette:
+                     is_ready: Callable[[], bool], *,
+                     metrics_tokens: tuple[str, ...] = ()) -> Starlette:
+    """`metrics_tokens`: bearer tokens any of which opens `/metrics`; empty: open."""
+
     def authorized(request: Request) -> Response | None:
         if admin_token is None:
             return JSONResponse({"detail": "admin API disabled: no admin.token_file"}, 404)
-        header = request.headers.get("authorization", "")
-        scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(),
-                                                                 admin_token.encode()):
-            return JSONResponse({"detail": "admin token required"}, 401,
-                                headers={"WWW-Authenticate": 'Bearer realm="vigie-admin"'})
+        if not bearer_matches(request.headers.get("authorization", ""), admin_token):
+            return JSONResponse({"detail": "admin token required"}, 401, headers=_CHALLENGE)
         return None
 
     async def healthz(request: Request) -> Response:
@@ -51,6 +49,9 @@ def create_admin_app(metrics: Metrics, guard: Guard, admin_token: str | None,
         return PlainTextResponse("not ready", status_code=503)
 
     async def metrics_endpoint(request: Request) -> Response:
+        if metrics_tokens and not bearer_matches(request.headers.get("authorization", ""),
+                                                 *metrics_tokens):
+            return JSONResponse({"detail": "scrape token required"}, 401, headers=_CHALLENGE)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def list_quarantines(request: Request) -> Response:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from opentelemetry.sdk.trace.export import SpanExporter
 from starlette.applications import Starlette
 
 from vigie.admin import create_admin_app, read_admin_token
+from vigie.admin_auth import read_token
 from vigie.audit import AuditLog
 from vigie.auth import Authenticator
 from vigie.config import Settings
@@ -62,12 +63,11 @@ class Vigie:
                                validate=lambda loaded: _validate(settings, loaded))
         record_pseudonymizer = _record_pseudonymizer(settings)
         pseudonymizer = record_pseudonymizer or _ephemeral()
-        try:
-            admin_token = read_admin_token(settings.admin.token_file)
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot use the admin token: {exc}",
-                              file=str(settings.source or "<environment>"),
-                              key="admin.token_file") from exc
+        admin_token = _token(settings, "admin token", "admin.token_file",
+                             lambda: read_admin_token(settings.admin.token_file))
+        scrape_token = _token(settings, "scrape token", "admin.scrape_token_file",
+                              lambda: read_token(settings.admin.metrics.scrape_token_file,
+                                                 "scrape token"))
         guard = Guard(settings, metrics, pseudonymizer)
         authenticator = Authenticator(settings.issuers, metrics)
         audit = AuditLog(settings.audit, metrics)
@@ -80,7 +80,7 @@ class Vigie:
             audit=audit,
             metrics=metrics,
             tracing=Tracing.from_environment(os.environ if environ is None else environ,
-                                             exporter=span_exporter),
+                                             exporter=span_exporter, upstream=settings.upstream),
             pseudonymizer=pseudonymizer,
             default_mode=settings.mode,
             links=LinkRewriter(settings.upstream, settings.links, settings.max_response_bytes),
@@ -88,7 +88,11 @@ class Vigie:
         proxy = Proxy(stages)
         vigie = cls(settings=settings, stages=stages, authenticator=authenticator,
                     policies=policies, audit=audit, proxy_app=proxy, admin_app=Starlette())
-        vigie.admin_app = create_admin_app(metrics, guard, admin_token, vigie.is_ready)
+        metrics_tokens = {"none": (), "admin": (admin_token,),
+                          "scrape": (scrape_token, admin_token)}[settings.admin.metrics.mode]
+        vigie.admin_app = create_admin_app(
+            metrics, guard, admin_token, vigie.is_ready,
+            metrics_tokens=tuple(token for token in metrics_tokens if token is not None))
         return vigie
 
     def is_ready(self) -> bool:
@@ -110,6 +114,15 @@ class Vigie:
         await self.authenticator.close()
         self.audit.close()
         self.stages.tracing.shutdown()
+
+
+def _token(settings: Settings, what: str, key: str,
+           read: Callable[[], str | None]) -> str | None:
+    try:
+        return read()
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot use the {what}: {exc}",
+                          file=str(settings.source or "<environment>"), key=key) from exc
 
 
 def _forwarder(settings: Settings) -> Forwarder:

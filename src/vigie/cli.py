@@ -59,12 +59,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _logging() -> None:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # Client libraries log request URLs at INFO: paths carry patient ids, queries names.
-    for name in ("httpx", "httpcore", "aiohttp.access", "uvicorn.access"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+def _logging(log_format: str = "text", level: str = "info") -> None:
+    from vigie.telemetry.logs import configure
+
+    configure(log_format, level)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,6 +108,7 @@ def _serve(config: Path | None) -> int:
 
     _logging()
     settings = load_settings(config)  # before the heavy imports: a bad key fails fast
+    _logging(settings.log_format, settings.log_level)
     from vigie.server import run
 
     try:

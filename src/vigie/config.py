@@ -16,7 +16,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from vigie import yamlsrc
+from vigie import redis_connect, yamlsrc
+from vigie.admin_auth import MetricsAuth, parse_metrics_auth
 from vigie.errors import ConfigError
 from vigie.issuer_settings import ASYMMETRIC_ALGORITHMS as ASYMMETRIC_ALGORITHMS
 from vigie.issuer_settings import IssuerSettings as IssuerSettings
@@ -25,6 +26,8 @@ from vigie.policy.model import Mode
 from vigie.rates import Limits, Rate
 from vigie.rewrite.settings import KEYS as LINK_KEYS
 from vigie.rewrite.settings import LinkSettings, parse_link_settings
+from vigie.telemetry.logs import LOG_FORMATS, LOG_LEVELS
+from vigie.tls import TLSSettings, parse_tls
 
 DEFAULT_LIMITS = Limits(
     requests=Rate.parse("600/minute"),
@@ -38,6 +41,7 @@ DEFAULT_LIMITS = Limits(
 class Listen:
     host: str = "0.0.0.0"  # noqa: S104 - a proxy listens on all interfaces by default
     port: int = 8080
+    tls: TLSSettings | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +49,8 @@ class Admin:
     host: str = "0.0.0.0"  # noqa: S104
     port: int = 9090
     token_file: Path | None = None
+    tls: TLSSettings | None = None
+    metrics: MetricsAuth = MetricsAuth()
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +86,8 @@ class Settings:
     max_response_bytes: int = 52_428_800
     shutdown_grace_seconds: float = 20.0
     links: LinkSettings = LinkSettings()  # public_url, trusted_proxies... (rewrite/settings.py)
+    log_format: str = "text"  # text | json (telemetry/logs.py)
+    log_level: str = "info"
     source: Path | None = None
 
 
@@ -88,7 +96,7 @@ _TOP_KEYS = {
     "upstream", "listen", "admin", "policies", "mode", "issuers", "redis",
     "pseudonym_key_file", "audit", "limits", "guard", "upstream_timeout_seconds",
     "upstream_connect_timeout_seconds", "max_response_bytes", "shutdown_grace_seconds",
-    "upstream_client", *LINK_KEYS,
+    "upstream_client", "log_format", "log_level", *LINK_KEYS,
 }
 UPSTREAM_CLIENTS = ("native", "aiohttp", "httpx")
 T = TypeVar("T")
@@ -192,8 +200,8 @@ def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[
                               key=variable) from exc
         if isinstance(value, int | float) and parts[-1] in {"host", "issuer", "client_claim"}:
             value = text
-        if parts[-1] in {"upstream", "redis", "upstream_client",
-                         "public_url"} and value is not None:
+        if parts[-1] in {"upstream", "redis", "upstream_client", "public_url",
+                         "log_format", "log_level"} and value is not None:
             value = text
         target = raw
         for part in parts[:-1]:
@@ -220,17 +228,21 @@ def _build(raw: dict[str, Any], r: _Reader) -> Settings:
     if parts.query or parts.fragment:
         raise r.error(("upstream",), "must not have a query or fragment")
 
-    listen_raw = r.mapping(raw.get("listen"), ("listen",), {"host", "port"})
+    listen_raw = r.mapping(raw.get("listen"), ("listen",), {"host", "port", "tls"})
     listen = Listen(
         host=r.typed(listen_raw.get("host", Listen().host), ("listen", "host"), str, "a host"),
         port=r.port(listen_raw.get("port", Listen().port), ("listen", "port")),
+        tls=parse_tls(listen_raw.get("tls"), ("listen", "tls"), r),
     )
-    admin_raw = r.mapping(raw.get("admin"), ("admin",), {"host", "port", "token_file"})
+    admin_raw = r.mapping(raw.get("admin"), ("admin",), {"host", "port", "token_file", "tls",
+                                                          "metrics_auth", "scrape_token_file"})
     token_file = admin_raw.get("token_file")
     admin = Admin(
         host=r.typed(admin_raw.get("host", Admin().host), ("admin", "host"), str, "a host"),
         port=r.port(admin_raw.get("port", Admin().port), ("admin", "port")),
         token_file=None if token_file is None else r.path(token_file, ("admin", "token_file")),
+        tls=parse_tls(admin_raw.get("tls"), ("admin", "tls"), r),
+        metrics=parse_metrics_auth(admin_raw, r),
     )
     mode = r.convert(raw.get("mode", "enforce"), ("mode",), Mode)
     issuers = tuple(
@@ -239,8 +251,7 @@ def _build(raw: dict[str, Any], r: _Reader) -> Settings:
     redis_url = raw.get("redis")
     if redis_url is not None:
         redis_url = r.typed(redis_url, ("redis",), str, "a redis:// URL or null")
-        if urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
-            raise r.error(("redis",), "must be a redis://, rediss:// or unix:// URL")
+        r.convert(redis_url, ("redis",), redis_connect.usable_by_guard)
     key_file = raw.get("pseudonym_key_file")
     audit_raw = r.mapping(raw.get("audit"), ("audit",), {"path", "on_failure", "rotate_bytes"})
     audit_path = r.typed(audit_raw.get("path", "-"), ("audit", "path"), str, "a path or '-'")
@@ -276,12 +287,17 @@ def _build(raw: dict[str, Any], r: _Reader) -> Settings:
             raise r.error((key,), "must be positive")
         return value
 
-    upstream_client = raw.get("upstream_client", "native")
-    if upstream_client not in UPSTREAM_CLIENTS:
-        raise r.error(("upstream_client",), f"must be one of {', '.join(UPSTREAM_CLIENTS)}")
+    def choice(key: str, options: tuple[str, ...], default: str) -> str:
+        value = raw.get(key, default)
+        if value not in options:
+            raise r.error((key,), f"must be one of {', '.join(options)}")
+        return str(value)
+
     return Settings(
+        log_format=choice("log_format", LOG_FORMATS, "text"),
+        log_level=choice("log_level", LOG_LEVELS, "info"),
         upstream=upstream.rstrip("/"),
-        upstream_client=upstream_client,
+        upstream_client=choice("upstream_client", UPSTREAM_CLIENTS, "native"),
         listen=listen,
         admin=admin,
         policies=r.path(raw.get("policies", "./policies"), ("policies",)),

@@ -105,7 +105,7 @@ class Proxy:
                             for k, v in scope["headers"]]
         decision = Decision(request_id=_request_id(headers), method=scope["method"])
         tracing = self.s.tracing
-        with tracing.request(decision.method, scope["headers"]) as span:
+        with tracing.request(decision.method, scope["headers"], scope) as span:
             try:
                 await self._handle(scope, receive, send, headers, decision)
             except Exception as exc:  # a bug: say which, never what (values may be personal)
@@ -131,11 +131,13 @@ class Proxy:
                 decision.subject = identity.subject
                 principal = s.pseudonymizer.principal(identity.client, identity.subject)
                 grant = self._authorize(scope, identity, decision)
+            s.tracing.routed(decision.method, grant.route)
             with s.tracing.stage("guard"):
                 await s.guard.admit(identity, grant, decision)
-            with s.tracing.stage("upstream"):
+            with s.tracing.upstream(decision.method, grant.route) as call:
                 upstream = await self._forward(scope, receive, headers, identity, grant,
                                                principal, decision, links)
+                s.tracing.upstream_answered(call, upstream.status)
             with s.tracing.stage("minimize"):
                 try:
                     outgoing = await s.minimizer.minimize(upstream, grant, identity, decision)

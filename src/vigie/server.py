@@ -2,7 +2,8 @@
 
 SIGTERM/SIGINT: readiness goes to 503, the proxy stops accepting and finishes
 in-flight requests (up to `shutdown_grace_seconds`), then the admin listener
-stops and the process exits 0. SIGHUP reloads the policies.
+stops and the process exits 0. SIGHUP reloads the policies (and renewed TLS files).
+A listener with `tls` serves HTTPS from vigie.tls's context, reloaded on renewal.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import contextlib
 import logging
 import signal
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Generator
 from typing import Any, cast
@@ -22,6 +24,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from vigie.app import Vigie
 from vigie.config import Settings
 from vigie.proxy import ORIGIN_FORM
+from vigie.tls import ServerTLS
 from vigie.types import ASGIApp
 
 log = logging.getLogger("vigie.server")
@@ -33,6 +36,20 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
+
+
+class _Config(uvicorn.Config):
+    """uvicorn's config serving our SSLContext (uvicorn would build its own from paths,
+    and could not reload it)."""
+
+    def __init__(self, app: ASGIApp, tls_context: ssl.SSLContext | None,
+                 **options: Any) -> None:
+        super().__init__(app, **options)
+        self._tls_context = tls_context
+
+    def load(self) -> None:
+        super().load()
+        self.ssl = self._tls_context
 
 
 class OriginFormProtocol(HttpToolsProtocol):
@@ -59,11 +76,12 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def make_server(app: ASGIApp, grace: float) -> uvicorn.Server:
+def make_server(app: ASGIApp, grace: float,
+                tls_context: ssl.SSLContext | None = None) -> uvicorn.Server:
     """A uvicorn server for an already-bound socket; signals are ours, not uvicorn's."""
-    config = uvicorn.Config(
-        app, http=OriginFormProtocol, lifespan="off", access_log=False, log_config=None,
-        server_header=False, date_header=True, proxy_headers=False,
+    config = _Config(
+        app, tls_context, http=OriginFormProtocol, lifespan="off", access_log=False,
+        log_config=None, server_header=False, date_header=True, proxy_headers=False,
         timeout_graceful_shutdown=max(1, int(grace)), timeout_keep_alive=30, backlog=2048,
     )
     return _Server(config)
@@ -78,18 +96,22 @@ async def serve(settings: Settings, *, vigie: Vigie | None = None,
     vigie = vigie or Vigie.build(settings)
     proxy_socket = proxy_socket or bind(settings.listen.host, settings.listen.port)
     admin_socket = admin_socket or bind(settings.admin.host, settings.admin.port)
-    proxy = make_server(vigie.proxy_app, settings.shutdown_grace_seconds)
-    admin = make_server(vigie.admin_app, 1)
+    tls = [ServerTLS(listener.tls) if listener.tls else None
+           for listener in (settings.listen, settings.admin)]
+    proxy = make_server(vigie.proxy_app, settings.shutdown_grace_seconds,
+                        tls[0].context if tls[0] else None)
+    admin = make_server(vigie.admin_app, 1, tls[1].context if tls[1] else None)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     in_main = threading.current_thread() is threading.main_thread()
     if in_main:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, vigie.policies.reload)
+        loop.add_signal_handler(signal.SIGHUP, _reload, vigie, tls)
     await vigie.start()
     proxy_task = asyncio.create_task(proxy.serve(sockets=[proxy_socket]))
     admin_task = asyncio.create_task(admin.serve(sockets=[admin_socket]))
+    renewals = [asyncio.create_task(t.watch(stop)) for t in tls if t is not None]
     try:
         while not (proxy.started and admin.started):
             if proxy_task.done() or admin_task.done():
@@ -111,11 +133,20 @@ async def serve(settings: Settings, *, vigie: Vigie | None = None,
         admin.should_exit = True
         await admin_task
     finally:
+        for renewal in renewals:
+            renewal.cancel()
         if in_main:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
         await vigie.close()
         log.info("vigie stopped")
+
+
+def _reload(vigie: Vigie, tls: list[ServerTLS | None]) -> None:
+    vigie.policies.reload()
+    for listener in tls:
+        if listener is not None:
+            listener.reload_if_changed()
 
 
 def run(settings: Settings) -> None:

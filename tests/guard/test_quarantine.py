@@ -108,8 +108,8 @@ async def test_security_events_never_carry_the_raw_subject(backend) -> None:
     events = kit.events()
     assert [e["event"] for e in events] == ["decoy_accessed", "quarantine_lifted"]
     first = events[0]
-    assert set(first) == {"ts", "event", "client", "principal", "signal", "score", "action",
-                          "mode"}
+    assert set(first) == {"ts", "kind", "level", "logger", "service", "version",  # envelope
+                          "event", "client", "principal", "signal", "score", "action", "mode"}
     assert first["principal"] == kit.pseudonym(subject="dr-gregory-house-1234")
     assert first["action"] == "quarantine"
     assert first["signal"] == "decoy"

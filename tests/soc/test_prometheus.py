@@ -73,8 +73,12 @@ def test_an_enumeration_through_the_proxy_fires_the_soc_alerts(stack: Stack) -> 
     assert prom.wait_for_alert("VigieDecoyTouched", client="soc-app")
     # Throttled, quarantined and refused traffic, for the dashboard test below.
     drive_traffic(h, users=3, reads=12)
+    batch = h.token("tight-app", sub="dr-batch", scope="patient.read")  # 2 requests a minute
+    assert 429 in [h.get(f"/patients/{n}", batch).status_code for n in (7001, 7002, 7003)]
     assert prom.wait_for(lambda: prom.query(
         'sum(vigie_quarantined_clients{namespace="soc"}) >= 3'), SCRAPES_TIMEOUT)
+    assert prom.wait_for(lambda: prom.query(
+        'sum(vigie_requests_total{namespace="soc", decision="throttled"}) > 0'), SCRAPES_TIMEOUT)
 
 
 def dashboard_panels() -> list[dict[str, Any]]:
@@ -111,6 +115,8 @@ def test_the_dashboard_shows_an_extraction(stack: Stack) -> None:
     missing = [name for name, pattern in required.items() if not re.search(pattern, text)]
     assert missing == []
     prom = stack.prometheus
+    assert prom.wait_for(lambda: prom.query('vigie_quarantined_clients{namespace="soc"} > 0'),
+                         SCRAPES_TIMEOUT)
     for title, targets in exprs.items():
         assert targets, f"panel {title!r} has no query"
         for expr in targets:
@@ -122,11 +128,23 @@ def test_the_dashboard_shows_an_extraction(stack: Stack) -> None:
     for title in ("Requests by client", "Decisions", "Masked values by action",
                   "NIR detections by place", "Anomaly score by client",
                   "Enumeration detections by signal", "Quarantined principals",
-                  "Auth failures by reason", "Upstream latency p50 / p99"):
+                  "Auth failures by reason", "Upstream latency p50 / p99",
+                  "Throttled requests (range)", "Throttled requests by client",
+                  "Security events by signal and action"):
         assert title in exprs, title
         queries = [grafana_to_promql(expr) for expr in exprs[title]]
         assert prom.wait_for(lambda queries=queries: any(prom.query(q) for q in queries),
                              SCRAPES_TIMEOUT), (title, prom.log())
+
+
+def test_firing_alerts_are_annotated_on_the_graphs(stack: Stack) -> None:
+    prom = stack.prometheus
+    assert prom.wait_for_alert("VigieQuarantineRaised", namespace="soc")
+    annotations = json.loads(DASHBOARD.read_text(encoding="utf-8"))["annotations"]["list"]
+    alerts = [a for a in annotations if a.get("expr")]
+    assert alerts and all(a["enable"] for a in alerts)
+    found = prom.query(grafana_to_promql(alerts[0]["expr"]))
+    assert {r["metric"]["alertname"] for r in found} >= {"VigieQuarantineRaised"}
 
 
 def test_the_dashboard_variables_select_series(stack: Stack) -> None:

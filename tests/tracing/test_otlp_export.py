@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from support.audit import make_decision
 from support.otlp import OtlpReceiver
+from support.tracing import run_request
 from vigie.telemetry.tracing import Tracing
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-STAGES = ("authorize", "guard", "upstream", "minimize")
+STAGES = ("authorize", "guard", "GET", "minimize")  # "GET": the upstream call (CLIENT)
 
 
 def serve_one(tracing: Tracing) -> None:
-    with tracing.request("GET", [(b"traceparent", TRACEPARENT.encode())]) as span:
-        for stage in STAGES:
-            with tracing.stage(stage):
-                pass
-        tracing.finish(span, make_decision(patients=["42"]))
+    run_request(tracing, [(b"traceparent", TRACEPARENT.encode())], patients=["42"])
 
 
 def test_spans_arrive_over_otlp_http() -> None:
@@ -32,7 +28,8 @@ def test_spans_arrive_over_otlp_http() -> None:
         tracing.shutdown()
     assert len(spans) == 5
     names = {span.name: span for span in spans}
-    root = names["GET read-patient"]
+    root = names["GET /patients/{id}"]
+    assert root.attributes["http.route"] == "/patients/{id}"
     assert root.trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"
     assert root.parent_span_id == "00f067aa0ba902b7"
     assert root.resource["service.name"] == "vigie-under-test"

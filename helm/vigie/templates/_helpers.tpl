@@ -56,10 +56,22 @@ Only paths to secrets appear here, never their content.
 */}}
 {{- define "vigie.configFile" -}}
 {{- $config := deepCopy .Values.config }}
-{{- $_ := set $config "listen" (dict "host" "0.0.0.0" "port" 8080) }}
+{{- $listen := dict "host" "0.0.0.0" "port" 8080 }}
+{{- if .Values.tls.enabled }}
+{{- $tls := dict "cert_file" "/etc/vigie/tls/tls.crt" "key_file" "/etc/vigie/tls/tls.key" "client_auth" .Values.tls.clientAuth "min_version" (toString .Values.tls.minVersion) }}
+{{- if ne .Values.tls.clientAuth "none" }}
+{{- $_ := set $tls "client_ca_file" "/etc/vigie/tls/ca.crt" }}
+{{- end }}
+{{- $_ := set $listen "tls" $tls }}
+{{- end }}
+{{- $_ := set $config "listen" $listen }}
 {{- $admin := dict "host" "0.0.0.0" "port" 9090 }}
 {{- if .Values.adminToken.existingSecret }}
 {{- $_ := set $admin "token_file" (printf "/etc/vigie/secrets/admin/%s" .Values.adminToken.key) }}
+{{- end }}
+{{- if .Values.scrapeToken.existingSecret }}
+{{- $_ := set $admin "metrics_auth" "scrape" }}
+{{- $_ := set $admin "scrape_token_file" (printf "/etc/vigie/secrets/scrape/%s" .Values.scrapeToken.key) }}
 {{- end }}
 {{- $_ := set $config "admin" $admin }}
 {{- $_ := set $config "policies" "/etc/vigie/policies" }}
@@ -70,4 +82,20 @@ Only paths to secrets appear here, never their content.
 {{- $_ := set $config "redis" .Values.redis.url }}
 {{- end }}
 {{- toYaml $config }}
+{{- end }}
+
+{{- define "vigie.tlsSecret" -}}
+{{- default (printf "%s-tls" (include "vigie.fullname" .)) .Values.tls.existingSecret }}
+{{- end }}
+
+{{/*
+Fail when the cluster does not serve a CRD the values ask for (crdCheck: true).
+Call with (list $ "monitoring.coreos.com/v1/ServiceMonitor" "serviceMonitor.enabled").
+*/}}
+{{- define "vigie.requireApi" -}}
+{{- $root := index . 0 }}
+{{- $api := index . 1 }}
+{{- if and $root.Values.crdCheck (not ($root.Capabilities.APIVersions.Has $api)) }}
+{{- fail (printf "%s needs %s, which this cluster does not serve: install its CRDs, or render offline with --api-versions %s (or crdCheck: false)" (index . 2) $api $api) }}
+{{- end }}
 {{- end }}

@@ -1,8 +1,9 @@
 """Security events for the SIEM: one JSON line per detection, quarantine or lift.
 
 Separate from the audit log. A line names the client and the principal's pseudonym,
-never a raw `sub`, a token, a NIR or a name:
-`{"ts", "event", "client", "principal", "signal", "score", "action", "mode"}`.
+never a raw `sub`, a token, a NIR or a name: the envelope shared with JSON logs
+(vigie.telemetry.logs: `ts`, `kind: security_event`, `level`, `logger`, `service`,
+`version`), then `{"event", "client", "principal", "signal", "score", "action", "mode"}`.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from datetime import UTC, datetime
 from typing import IO
 
 import orjson
+
+from vigie.telemetry.logs import envelope
 
 log = logging.getLogger("vigie.guard.events")
 
@@ -27,7 +29,7 @@ class SecurityEvents:
     def emit(self, event: str, *, client: str, principal: str, signal: str, score: float,
              action: str, mode: str = "enforce") -> None:
         line = orjson.dumps({
-            "ts": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            **envelope("security_event", "warning", "vigie.security"),
             "event": event, "client": client, "principal": principal, "signal": signal,
             "score": round(score, 3), "action": action, "mode": mode,
         }) + b"\n"

@@ -28,11 +28,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError
 
+from vigie import redis_connect
 from vigie.guard import lua
 from vigie.guard.breaker import CircuitBreaker
 from vigie.guard.coalesce import AdmitBatcher
@@ -55,14 +54,11 @@ class RedisStore:
                  failure_threshold: int = 3, reset_seconds: float = 2.0,
                  flush_interval: float = 0.05, max_pending: int = 10_000,
                  max_connections: int = 16) -> None:
-        if isinstance(client, str):
-            # A small blocking pool: a burst of requests queues for a warm connection
-            # instead of opening dozens of new ones inside the 100 ms budget.
-            pool = BlockingConnectionPool.from_url(
-                client, max_connections=max_connections, timeout=timeout,
-                socket_timeout=timeout, socket_connect_timeout=timeout,
-                retry=Retry(NoBackoff(), 0))
-            client = Redis(connection_pool=pool)
+        if isinstance(client, str):  # one server or a Sentinel-managed master
+            connected = redis_connect.client(client, timeout=timeout,
+                                             max_connections=max_connections)
+            assert isinstance(connected, Redis), "Redis Cluster is refused by config.py"  # noqa: S101
+            client = connected
         self.redis = client
         self.prefix = prefix
         self.timeout = timeout

@@ -8,6 +8,8 @@ dashboards rely on, so that `rate()`/`increase()` see the very first event.
 
 from __future__ import annotations
 
+import os
+import platform
 import time
 from typing import TYPE_CHECKING, TypeVar
 
@@ -20,6 +22,8 @@ from prometheus_client import (
     ProcessCollector,
 )
 from prometheus_client.gc_collector import GCCollector
+
+from vigie import __version__
 
 if TYPE_CHECKING:
     from vigie.policy.model import PolicySet
@@ -34,6 +38,25 @@ NIR_PLACES = ("field", "text", "header")
 M = TypeVar("M", Counter, Gauge, Histogram)
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+ANOMALY_BANDS = (1.0, 0.5, 0.25)  # quarantined or detected; throttled; elevated; else 0
+
+
+def anomaly_band(score: float) -> float:
+    """The coarse band of an anomaly score, as exported: 0, 0.25, 0.5 or 1.
+
+    Whoever can scrape /metrics must not be able to steer a client just under a
+    threshold: [0.25, 0.5) reads 0.25, [0.5, 1) reads 0.5 (the throttle), 1 stays 1.
+    """
+    return next((band for band in ANOMALY_BANDS if score >= band), 0.0)
+
+
+class BandedGauge(Gauge):
+    """A gauge that stores only the band of what it is given (its children too)."""
+
+    def set(self, value: float) -> None:
+        super().set(anomaly_band(float(value)))
 
 
 class Metrics:
@@ -67,8 +90,9 @@ class Metrics:
             ["client", "route"], registry=r)
         self.auth_failures = Counter(
             "vigie_auth_failures", "Refused credentials by reason", ["reason"], registry=r)
-        self.anomaly_score = Gauge(
-            "vigie_anomaly_score", "Highest anomaly score among a client's principals",
+        self.anomaly_score = BandedGauge(
+            "vigie_anomaly_score",
+            "Highest anomaly score among a client's principals, in bands: 0, 0.25, 0.5, 1",
             ["client"], registry=r)
         self.enumeration_detections = Counter(
             "vigie_enumeration_detections", "Enumeration signals raised",
@@ -103,6 +127,12 @@ class Metrics:
         self.policy_loaded = Gauge(
             "vigie_policy_last_reload_success_timestamp_seconds",
             "When policies were last loaded successfully", registry=r)
+        self.build_info = Gauge(
+            "vigie_build_info", "Always 1: the running version, image revision and Python",
+            ["version", "revision", "python"], registry=r)
+        self.build_info.labels(version=__version__,
+                               revision=os.environ.get("VIGIE_BUILD_REVISION", "unknown")[:64],
+                               python=platform.python_version()).set(1)
         self.upstream_up.set(1)
         self._children: dict[tuple[int, tuple[str, ...]], object] = {}
 

@@ -1,5 +1,11 @@
 """OpenTelemetry traces: one server span per request, one child span per pipeline stage.
 
+The server span follows the stable HTTP semantic conventions: named
+`GET /patients/{id}` (method and the policy's path template) once a route matched,
+else `GET`, with `http.route`, `url.scheme`, `server.*`, `http.response.status_code`
+and `error.type`; the upstream call is a CLIENT span (`server.address`, a scrubbed
+`url.full`); the resource carries `service.version` (http_semconv.py).
+
 Off by default, and then free: `request()` and `stage()` hand back one shared
 no-op context manager and no SDK object is ever created. On when the standard
 variables ask for it (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`,
@@ -21,10 +27,12 @@ import re
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote
 
 from opentelemetry import trace
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
@@ -41,7 +49,14 @@ from opentelemetry.sdk.trace.sampling import (
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from vigie import __version__
 from vigie.context import Decision
+from vigie.policy.model import Route
+from vigie.telemetry.http_semconv import (
+    UpstreamTarget,
+    route_attributes,
+    server_attributes,
+)
 
 log = logging.getLogger("vigie.tracing")
 
@@ -68,10 +83,12 @@ _NO_STAGE: AbstractContextManager[None] = nullcontext()
 class Tracing:
     """Spans for the proxy pipeline; `enabled` False makes every call a constant."""
 
-    def __init__(self, provider: TracerProvider | None) -> None:
+    def __init__(self, provider: TracerProvider | None,
+                 upstream: UpstreamTarget | None = None) -> None:
         self._provider = provider
         self.enabled = provider is not None
-        self._tracer = provider.get_tracer("vigie") if provider is not None else None
+        self._tracer = provider.get_tracer("vigie", __version__) if provider is not None else None
+        self._upstream = upstream
 
     @classmethod
     def disabled(cls) -> Tracing:
@@ -79,7 +96,8 @@ class Tracing:
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str],
-                         exporter: SpanExporter | None = None) -> Tracing:
+                         exporter: SpanExporter | None = None,
+                         upstream: str | None = None) -> Tracing:
         """Tracing as the OTEL_* variables of `environ` configure it.
 
         An `exporter` given here (tests, embedding) turns tracing on with a
@@ -95,20 +113,46 @@ class Tracing:
                 exporter, environ)
         else:
             processor = SimpleSpanProcessor(exporter)
-        attributes: dict[str, str] = {SERVICE_NAME: "vigie"}
+        attributes: dict[str, str] = {SERVICE_NAME: "vigie", SERVICE_VERSION: __version__}
         attributes.update(_pairs(environ.get("OTEL_RESOURCE_ATTRIBUTES", "")))
         if environ.get("OTEL_SERVICE_NAME"):
             attributes[SERVICE_NAME] = environ["OTEL_SERVICE_NAME"]
         provider = TracerProvider(sampler=_sampler(environ), resource=Resource.create(attributes),
                                   shutdown_on_exit=False)
         provider.add_span_processor(processor)
-        return cls(provider)
+        return cls(provider, UpstreamTarget.from_url(upstream) if upstream else None)
 
-    def request(self, method: str, headers: Headers) -> AbstractContextManager[RequestSpan]:
+    def request(self, method: str, headers: Headers,
+                scope: Mapping[str, Any] | None = None) -> AbstractContextManager[RequestSpan]:
         """The server span of one request, current (contextvars) inside the `with` block."""
         if self._tracer is None:
             return _NO_REQUEST
-        return self._request_span(method, headers)
+        return self._request_span(method, headers, scope)
+
+    def routed(self, method: str, route: Route) -> None:
+        """The request matched `route`: name the current (server) span after its template."""
+        if self._tracer is None:
+            return
+        attributes = route_attributes(route)
+        current = trace.get_current_span()
+        if attributes is not None and current.is_recording():
+            current.update_name(f"{method} {route.path}")
+            current.set_attributes(attributes)
+
+    def upstream(self, method: str, route: Route) -> AbstractContextManager[RequestSpan]:
+        """The CLIENT span of the upstream call (current inside the `with` block)."""
+        if self._tracer is None:
+            return _NO_REQUEST
+        return self._client_span(method, route)
+
+    def upstream_answered(self, call: RequestSpan, status: int) -> None:
+        current = call.span
+        if current is None or not current.is_recording():
+            return
+        current.set_attribute("http.response.status_code", status)
+        if status >= 400:  # client spans: 4xx and 5xx are errors (semantic conventions)
+            current.set_attribute("error.type", str(status))
+            current.set_status(Status(StatusCode.ERROR))
 
     def stage(self, name: str) -> AbstractContextManager[None]:
         """A child span of the current request span for one pipeline stage."""
@@ -117,12 +161,10 @@ class Tracing:
         return self._stage_span(name)
 
     def finish(self, span: RequestSpan, decision: Decision) -> None:
-        """Name the span after the policy route and attach what was decided."""
+        """Attach what was decided (the name and `http.route` came from `routed`)."""
         current = span.span
         if current is None or not current.is_recording():
             return
-        if decision.route:
-            current.update_name(f"{decision.method} {decision.route}")
         attributes: dict[str, str | int | float] = {
             "http.response.status_code": decision.status,
             "vigie.decision": decision.decision,
@@ -138,6 +180,10 @@ class Tracing:
                            ("vigie.auth_failure", decision.auth_failure)):
             if value is not None:
                 attributes[key] = value
+        if decision.status >= 500:
+            # the exception type when one is named, else the status code (semantic conventions)
+            attributes["error.type"] = (decision.reason if decision.decision == "error"
+                                        and decision.reason else str(decision.status))
         current.set_attributes(attributes)
         if decision.status >= 500:
             current.set_status(Status(StatusCode.ERROR))
@@ -166,27 +212,40 @@ class Tracing:
             self._provider.shutdown()
 
     @contextmanager
-    def _request_span(self, method: str, headers: Headers) -> Iterator[RequestSpan]:
-        assert self._tracer is not None  # noqa: S101 - only called when enabled
+    def _request_span(self, method: str, headers: Headers,
+                      scope: Mapping[str, Any] | None) -> Iterator[RequestSpan]:
         parent = _PROPAGATOR.extract(_trace_headers(headers))
-        with self._tracer.start_as_current_span(
-            method, context=parent, kind=SpanKind.SERVER, record_exception=False,
-            set_status_on_exception=False, attributes={"http.request.method": method},
-        ) as span:
-            try:
-                yield RequestSpan(span)
-            except BaseException as exc:
-                _mark_failed(span, exc)
-                raise
+        attributes: dict[str, str | int] = {"http.request.method": method}
+        if scope is not None:
+            attributes.update(server_attributes(scope))
+        with self._started(method, SpanKind.SERVER, context=parent,
+                           attributes=attributes) as span:
+            yield RequestSpan(span)
+
+    @contextmanager
+    def _client_span(self, method: str, route: Route) -> Iterator[RequestSpan]:
+        attributes: Mapping[str, str | int] = (
+            {"http.request.method": method} if self._upstream is None
+            else self._upstream.attributes(method, route))
+        with self._started(method, SpanKind.CLIENT, attributes=attributes) as span:
+            yield RequestSpan(span)
 
     @contextmanager
     def _stage_span(self, name: str) -> Iterator[None]:
+        with self._started(name, SpanKind.INTERNAL):
+            yield
+
+    @contextmanager
+    def _started(self, name: str, kind: SpanKind, *, context: Context | None = None,
+                 attributes: Mapping[str, str | int] | None = None) -> Iterator[trace.Span]:
+        """A current span whose failure is recorded by exception type only."""
         assert self._tracer is not None  # noqa: S101 - only called when enabled
         with self._tracer.start_as_current_span(
-            name, kind=SpanKind.INTERNAL, record_exception=False, set_status_on_exception=False,
+            name, context=context, kind=kind, record_exception=False,
+            set_status_on_exception=False, attributes=attributes,
         ) as span:
             try:
-                yield
+                yield span
             except BaseException as exc:
                 _mark_failed(span, exc)
                 raise

@@ -1,0 +1,161 @@
+"""Real Redis topologies on loopback from Debian's redis-server: a Sentinel group, a Cluster.
+
+Each server runs in its own folder under the test's tmp path and is stopped by its PID
+(terminate, then kill) whatever happens. Start-up waits for each server to answer, a
+Sentinel group until the sentinels agree on the master, a Cluster until `cluster_state:ok`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+from support.deploy import require_tool
+from support.servers import free_socket
+
+START_TIMEOUT = 15.0
+
+
+def _port() -> int:
+    sock = free_socket()
+    port = int(sock.getsockname()[1])
+    sock.close()
+    return port
+
+
+def wait_until(check: Callable[[], object], timeout: float = START_TIMEOUT,
+               what: str = "condition") -> object:
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(redis.RedisError, OSError):
+            found = check()
+            if found:
+                return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@dataclass
+class Server:
+    port: int
+    process: subprocess.Popen[bytes]
+    folder: Path
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=2,
+                           socket_connect_timeout=2)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+    def crash(self) -> None:
+        """A node lost at once (SIGKILL), as a failed VM or OOM kill."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(5)
+
+
+@dataclass
+class Servers:
+    root: Path
+    started: list[Server] = field(default_factory=list)
+
+    def start(self, name: str, *args: str, config: str = "") -> Server:
+        binary = require_tool("redis-server", "apt-get install redis-server")
+        port = _port()
+        folder = self.root / f"{name}-{port}"
+        folder.mkdir(parents=True)
+        conf = folder / "redis.conf"
+        conf.write_text(f"port {port}\nbind 127.0.0.1\ndir {folder}\nsave \"\"\n"
+                        f"appendonly no\n{config}")
+        process = subprocess.Popen([binary, str(conf), *args], cwd=folder,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = Server(port, process, folder)
+        self.started.append(server)
+        wait_until(lambda: process.poll() is None and server.client().ping(),
+                   what=f"{name} on port {port}")
+        return server
+
+    def stop_all(self) -> None:
+        for server in reversed(self.started):
+            server.stop()
+
+
+@contextlib.contextmanager
+def servers(root: Path) -> Iterator[Servers]:
+    group = Servers(root)
+    try:
+        yield group
+    finally:
+        group.stop_all()
+
+
+@dataclass
+class SentinelGroup:
+    master: Server
+    replica: Server
+    sentinels: list[Server]
+    service: str = "vigie"
+
+    def url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
+        return f"redis+sentinel://{hosts}/{self.service}/0"
+
+    def current_master_port(self) -> int:
+        for sentinel in self.sentinels:
+            with contextlib.suppress(redis.RedisError, OSError):
+                host, port = sentinel.client().sentinel_get_master_addr_by_name(self.service)
+                return int(port)
+        raise AssertionError("no sentinel answers")
+
+
+def sentinel_group(group: Servers, service: str = "vigie") -> SentinelGroup:
+    master = group.start("master")
+    replica = group.start("replica", config=f"replicaof 127.0.0.1 {master.port}\n")
+    wait_until(lambda: master.client().info("replication")["connected_slaves"] == 1,
+               what="the replica to attach")
+    sentinels = [group.start("sentinel", "--sentinel", config=(
+        f"sentinel monitor {service} 127.0.0.1 {master.port} 2\n"
+        f"sentinel down-after-milliseconds {service} 1000\n"
+        f"sentinel failover-timeout {service} 5000\n"
+        f"sentinel parallel-syncs {service} 1\n")) for _ in range(3)]
+    found = SentinelGroup(master, replica, sentinels, service)
+    wait_until(lambda: all(
+        int(s.client().sentinel_master(service)["num-other-sentinels"]) == 2
+        for s in sentinels), what="the sentinels to find each other")
+    return found
+
+
+@dataclass
+class Cluster:
+    nodes: list[Server]
+
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+
+
+def cluster(group: Servers, size: int = 3) -> Cluster:
+    nodes = [group.start("cluster", config=(
+        "cluster-enabled yes\ncluster-config-file nodes.conf\ncluster-node-timeout 2000\n"))
+        for _ in range(size)]
+    cli = require_tool("redis-cli", "apt-get install redis-tools")
+    created = subprocess.run(
+        [cli, "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in nodes),
+         "--cluster-yes"], capture_output=True, text=True, timeout=60, check=False)
+    assert created.returncode == 0, created.stdout + created.stderr
+    wait_until(lambda: all(n.client().cluster("info")["cluster_state"] == "ok" for n in nodes),
+               what="cluster_state:ok")
+    return Cluster(nodes)
