@@ -32,6 +32,7 @@ from vigie.minimize.tree import (
     MAX_DEPTH,
     Fallback,
     check_depth,
+    mask_adjacent,
     scan_key,
     scan_scalar,
     scan_tree,
@@ -241,6 +242,8 @@ class RecordPlan:
                     present, new = self._act(element, rule, False, element_path, ctx)
                 if present:
                     items.append(new)
+            if ctx.scan and len(items) > 1:
+                mask_adjacent(items, ctx.decision)
             return True, items
         return self._act(value, rule, node.rule is not None, path, ctx)
 
