@@ -16,6 +16,7 @@ import orjson
 from vigie.context import Decision, Identity
 from vigie.errors import InspectionError
 from vigie.minimize import nir
+from vigie.minimize.charset import other_readings, sniff
 from vigie.minimize.fields import RecordContext, RecordPlan, as_text
 from vigie.minimize.tree import check_depth, count_nir, scan_key, scan_tree
 from vigie.policy.model import Each, Key, Step
@@ -128,18 +129,21 @@ def looks_like_json(raw: bytes) -> bool:
 
 
 def decode_text(raw: bytes, charset: str | None) -> tuple[str, str]:
-    """(text, charset to re-encode with). No charset: latin-1 keeps every byte as is."""
+    """(text, charset to re-encode with). No charset: sniffed (`charset.sniff`)."""
     if charset is None:
-        if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-            charset = "utf-16"
-        elif raw.startswith(b"\xef\xbb\xbf"):
-            charset = "utf-8"
-        else:
-            return raw.decode("latin-1"), "latin-1"
+        charset = sniff(raw)
     try:
         return raw.decode(charset), charset
     except (UnicodeDecodeError, LookupError) as exc:
         raise InspectionError("response body does not match its charset") from exc
+
+
+def refuse_other_readings(masked: bytes, codec: str) -> None:
+    """A body whose charset was sniffed: no other plausible reading of the masked bytes
+    may show a NIR (fail closed: the sniffing could have been wrong)."""
+    for reading in other_readings(masked, codec):
+        if nir.contains(reading):
+            raise InspectionError("response text without charset reads as a NIR")
 
 
 def scan_text(text: str, decision: Decision, *, where: str = "text") -> str:

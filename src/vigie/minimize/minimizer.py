@@ -34,8 +34,10 @@ from vigie.minimize.bodies import (
     encode_text,
     looks_like_json,
     parse_json,
+    refuse_other_readings,
     scan_text,
 )
+from vigie.minimize.bytescan import looks_binary, scan_bytes
 from vigie.minimize.decode import (
     Kind,
     classify,
@@ -46,14 +48,7 @@ from vigie.minimize.decode import (
 )
 from vigie.minimize.fields import RecordContext, plan_for
 from vigie.minimize.onescan import minimize_once
-from vigie.minimize.stream import (
-    ArraySplitter,
-    LineSplitter,
-    Splitter,
-    looks_binary,
-    minimize_records,
-    scan_bytes,
-)
+from vigie.minimize.stream import ArraySplitter, LineSplitter, Splitter, minimize_records
 from vigie.minimize.tree import count_nir
 from vigie.policy.model import Each, Mode
 from vigie.pseudonym import Pseudonymizer
@@ -150,11 +145,12 @@ class Minimizer:
             return OutgoingResponse(status, _without_body_headers(
                 headers, f"{media}; charset=utf-8"), joined)
         text, text_charset = decode_text(data, charset)
-        masked = scan_text(text, decision)
+        masked = encode_text(scan_text(text, decision), text_charset)
+        if charset is None:
+            refuse_other_readings(masked, text_charset)
         if report_only:
             return OutgoingResponse(status, headers, raw)
-        return OutgoingResponse(status, _without_body_headers(headers, content_type),
-                                encode_text(masked, text_charset))
+        return OutgoingResponse(status, _without_body_headers(headers, content_type), masked)
 
     async def _binary(self, upstream: UpstreamResponse, headers: Headers,
                       content_type: str | None, decision: Decision, identity: Identity,
