@@ -64,7 +64,8 @@ async def test_no_planted_nir_survives_scanning(document: Any) -> None:
     st.sets(st.sampled_from(["id", "nir", "note", "extra"])), st.sampled_from(["keep", "drop"]))
 async def test_no_planted_nir_survives_field_rules(records: list[dict[str, Any]],
                                                    kept: set[str], unlisted: str) -> None:
-    rule = response_rule("$.items[*]", {name: "keep" for name in kept}, unlisted=unlisted)
+    rule = response_rule("$.items[*]", {name: "keep" for name in kept}, unlisted=unlisted,
+                         envelope=["meta"])
     out, _ = await run({"items": records, "meta": records[:1]}, rule)
     for leaf in leaves(out["meta"]):
         assert not nir.find(leaf)

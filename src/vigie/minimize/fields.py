@@ -149,11 +149,17 @@ class _Node:
         return self.each
 
 
+Node = _Node
+
+
 class RecordPlan:
     """One compiled ResponseRule, applied to many records."""
 
-    def __init__(self, rule: ResponseRule) -> None:
+    def __init__(self, rule: ResponseRule, *, whole_nir_kept: bool = True) -> None:
         self.rule = rule
+        # The contract's one exception (a named keep whose whole value is one NIR): for
+        # records only; the envelope's plan (envelope.py) masks those too.
+        self.whole_nir_kept = whole_nir_kept
         self.root = _Node()
         for field_rule in rule.fields:
             node = self.root
@@ -188,6 +194,10 @@ class RecordPlan:
     def apply(self, record: dict[str, Any], ctx: RecordContext) -> dict[str, Any]:
         present, value = self._walk(record, self.root, self.default, "", ctx)
         return value if present and isinstance(value, dict) else {}
+
+    def walk(self, value: Any, node: _Node, ctx: RecordContext) -> tuple[bool, Any]:
+        """(present, value) for a part of a document reached at `node` of this plan."""
+        return self._walk(value, node, self.default, "", ctx)
 
     def _walk(self, value: Any, node: _Node, inherited: FieldRule, path: str,
               ctx: RecordContext) -> tuple[bool, Any]:
@@ -263,10 +273,10 @@ class RecordPlan:
             if kind is str:
                 if len(value) < nir.MIN_LENGTH:  # too short to hold a NIR: nothing to scan
                     return True, value
-                if named and nir.is_whole_nir(value):
+                if named and self.whole_nir_kept and nir.is_whole_nir(value):
                     return True, value
                 return True, scan_scalar(value, decision)
-            if named and kind is int and nir.is_whole_nir(str(value)):
+            if named and self.whole_nir_kept and kind is int and nir.is_whole_nir(str(value)):
                 return True, value
             return True, scan_tree(value, decision)
         transform = ctx.transforms.get(id(rule))

@@ -1,7 +1,9 @@
 """The minimization stage: one upstream response in, the response the client may see out.
 
 Order of decisions for one response:
-1. no body (HEAD, 1xx, 204, 304): only the headers are scanned;
+1. no body (HEAD on a route without response rules, 1xx, 204, 304): only the
+   headers are scanned (HEAD on a route with rules is minimized as the GET it was
+   forwarded as: bindings decide its status);
 2. binary types on a route without response rules: streamed; untouched when the
    first bytes are binary, else decoded and scanned as bytes for NIRs (masked in
    place: a text export labelled octet-stream is caught); any type that cannot be inspected on
@@ -46,6 +48,7 @@ from vigie.minimize.decode import (
     decode_stream,
     parse_content_type,
 )
+from vigie.minimize.envelope import envelope_for
 from vigie.minimize.fields import RecordContext, plan_for
 from vigie.minimize.onescan import minimize_once
 from vigie.minimize.stream import ArraySplitter, LineSplitter, Splitter, minimize_records
@@ -94,7 +97,10 @@ class Minimizer:
         kind = classify(media)
         headers = _scan_headers(upstream.headers, decision, report_only)
 
-        if decision.method == "HEAD" or status < 200 or status in (204, 304):
+        # HEAD on a route with rules was forwarded as GET (proxy.py): minimized as a GET,
+        # so its status and headers are the GET's; the server sends no body for HEAD.
+        if (decision.method == "HEAD" and rules is None) or status < 200 \
+                or status in (204, 304):
             await upstream.aclose()
             return OutgoingResponse(status, _without_body_headers(headers, content_type))
         if rules is None and kind is Kind.BINARY:
@@ -109,8 +115,9 @@ class Minimizer:
         plan = plan_for(rules) if rules is not None and 200 <= status < 300 else None
         steps = rules.records.steps if rules is not None else ()
         job = Job(decision, identity, plan, steps,
-                  RecordContext(decision, identity.client, self._pseudonymizer))
-        names = codings(upstream.header("content-encoding"))
+                  RecordContext(decision, identity.client, self._pseudonymizer),
+                  envelope_for(rules) if plan is not None and rules is not None else None)
+        names = codings(upstream.headers)
         utf8 = charset in (None, "utf-8", "utf8")
         streamed_array = kind is Kind.JSON and plan is not None and steps == (Each(),)
         if utf8 and (kind is Kind.NDJSON or streamed_array):
@@ -159,7 +166,7 @@ class Minimizer:
         a body whose first bytes are text (a CSV export labelled octet-stream) or that
         is content-encoded is decoded and scanned for NIRs, masked in place."""
         status = upstream.status
-        names = codings(upstream.header("content-encoding"))
+        names = codings(upstream.headers)
         first = b""
         async for piece in upstream.body:  # enough bytes to recognise a signature
             first += piece
