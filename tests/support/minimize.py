@@ -157,3 +157,15 @@ def header(response: OutgoingResponse, name: str) -> str | None:
         if key == name:
             return value
     return None
+
+
+def disguised_forms() -> list[tuple[str, str, str, str]]:
+    """(vector id, NIR, disguise name, written form) for every disguised vector."""
+    return [(v["vector"], v["nir"], name, form) for v in vectors()["disguised"]
+            for name, form in v["forms"].items()]
+
+
+def disguised_wrong_keys() -> list[tuple[str, str, str]]:
+    """(disguise name, number with a wrong key, written form): never a NIR."""
+    return [(name, v["number"], form) for v in vectors()["disguised_wrong_key"]
+            for name, form in v["forms"].items()]

@@ -258,12 +258,29 @@ async def _primed(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
 def _scan_headers(headers: Headers, decision: Decision, report_only: bool) -> Headers:
     out: Headers = []
     for name, value in headers:
-        masked, found = nir.mask_text(value)
-        masked_name, found_in_name = nir.mask_text(name)
+        masked, found = _mask_header(value)
+        masked_name, found_in_name = _mask_header(name)
         if found or found_in_name:
             count_nir(decision, "header", found + found_in_name)
         out.append((name, value) if report_only else (masked_name, masked))
     return out
+
+
+def _mask_header(value: str) -> tuple[str, int]:
+    """A header value (latin-1 decoded) masked as latin-1 and, when its bytes are UTF-8
+    (a no-break space, full-width digits...), as UTF-8 too."""
+    if not value.isascii():
+        try:
+            text = value.encode("latin-1").decode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            text = None
+        if text is not None:
+            masked, found = nir.mask_text(text)
+            if found:
+                value = masked.encode("utf-8").decode("latin-1")
+                again, more = nir.mask_text(value)
+                return again, found + more
+    return nir.mask_text(value)
 
 
 def _without_body_headers(headers: Headers, content_type: str | None) -> Headers:

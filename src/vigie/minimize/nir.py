@@ -77,18 +77,19 @@ EXOTIC = frozenset(
                 *_CORSICA] if not c.isascii() and c not in _COMMON_SEPARATORS)
 
 
-def _scanner(digit: str, corsica: str, sep: str) -> re.Pattern[str]:
+def _scanner(digit: str, two: str, corsica: str, sep: str) -> re.Pattern[str]:
     # The boundary check sits after the first digit, not before it: a pattern that starts
     # with a character class lets `re` skip non-digits in C (4x faster on free text).
     # Possessive separators: a separator is never a digit, backtracking into one is vain.
     return re.compile(
         digit + f"(?<!{digit}{digit})" + sep + sep.join([digit] * 4) + sep
-        + f"(?:{digit}{sep}{digit}|2{sep}{corsica})" + sep + sep.join([digit] * 8)
+        + f"(?:{digit}{sep}{digit}|{two}{sep}{corsica})" + sep + sep.join([digit] * 8)
         + f"(?!{digit})")
 
 
-_FAST = _scanner("[0-9]", "[ABab]", f"[{_COMMON_SEPARATORS}]?+")
-_FULL = _scanner(f"[\\d{_OTHER_DIGITS}]", f"[{_CORSICA}]",
+_FAST = _scanner("[0-9]", "2", "[ABab]", f"[{_COMMON_SEPARATORS}]?+")
+# Any digit before a Corsica letter (a `2` of another script); `_key_ok` checks it is a 2.
+_FULL = _scanner(f"[\\d{_OTHER_DIGITS}]", f"[\\d{_OTHER_DIGITS}]", f"[{_CORSICA}]",
                  f"[{_class(_INVISIBLE)}]*+(?:[{_class(_VISIBLE)}][{_class(_INVISIBLE)}]*+)?+")
 
 
@@ -125,7 +126,9 @@ def compact(match: str) -> str:
 
 def _key_ok(match: str) -> bool:
     digits = compact(match)
-    return len(digits) == MIN_LENGTH and calc_check_digits(digits[:13]) == digits[13:]
+    if len(digits) != MIN_LENGTH or (not digits[6].isdigit() and digits[5] != "2"):
+        return False
+    return calc_check_digits(digits[:13]) == digits[13:]
 
 
 _DIGITS = b"0123456789"
