@@ -35,7 +35,6 @@ _LAYERS = 3
 B64_MIN = 20  # base64 of 15 bytes
 _B64_RUN = re.compile(r"[A-Za-z0-9+/_\-]{20,}={0,2}")
 _HAS_LETTER = re.compile(r"[A-Za-z]")
-_LONG_RUN = 4096  # longer runs are blobs, aligned at their start: one alignment only
 _TO_STANDARD = str.maketrans("-_", "+/")
 _TO_URL = str.maketrans("+/", "-_")
 _MASK_BYTE = ord("*")
@@ -152,8 +151,7 @@ def _base64_run(run: str, find: Finder) -> tuple[str, int]:
     body = run.rstrip("=")
     url = "-" in body or "_" in body
     standard = body.translate(_TO_STANDARD)
-    shifts = range(4) if len(body) <= _LONG_RUN else range(1)
-    for shift in shifts:
+    for shift in range(4):
         part = standard[shift:]
         if len(part) % 4 == 1:
             part = part[:-1]

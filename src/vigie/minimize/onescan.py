@@ -23,9 +23,10 @@ in the output, orjson writing no whitespace between tokens and escaping only
   least 15 `d` in a row. Any such run sends the document to the per-value path.
   (A float between 1e-5 and 1e-4 is written `0.0000…`: its digits are a run too.)
 - Escaped forms (`%31`, `&#49;`, `\\u0031`) and base64: the same detectors
-  (`encoded.py`) run over the serialized text, which holds every string
-  verbatim (an escape is never split by orjson's own escaping, and a base64
-  run ends at the quote that ends its string, as in the value).
+  (`encoded.py`) run over the serialized text with its quotes and commas
+  deleted (so adjacent elements are joined, as in the per-value path); it
+  holds every string verbatim (an escape is never split by orjson's own
+  escaping).
 - Depth: what the per-value path would refuse as too deeply nested is found by
   walking containers only (`tree.check_depth`), and sent to the per-value path.
 - A withheld record, a transform of a container (which the per-value path does
@@ -54,6 +55,7 @@ _CANDIDATE = b"d" * nir.MIN_LENGTH
 _BASE64_CHARS = bytes(ord("b") if chr(b).isascii() and (chr(b).isalnum() or chr(b) in "+/_-")
                       else ord("x") for b in range(256))
 _BASE64_RUN = b"b" * encoded.B64_MIN
+_BETWEEN = b'",'
 
 
 def might_hold_nir(output: bytes) -> bool:
@@ -63,10 +65,11 @@ def might_hold_nir(output: bytes) -> bool:
         return True
     # (`b"\\" in` is memchr; a 2-byte needle is 100x slower on this data)
     escaped = b"%" in output or b"&" in output or (b"\\" in output and b"\\u" in output)
-    base64 = _BASE64_RUN in output.translate(_BASE64_CHARS)
+    base64 = _BASE64_RUN in output.translate(_BASE64_CHARS, _BETWEEN)
     if not escaped and not base64:
         return False
-    text = output.decode()
+    # Quotes and commas out: adjacent elements joined, as `tree.mask_adjacent` joins them.
+    text = output.translate(None, _BETWEEN).decode()
     if escaped and encoded.escaped_spans(text, nir.find):
         return True
     return base64 and bool(encoded.mask_base64(text, nir.find)[1])
