@@ -15,7 +15,8 @@ the result keeps its length and stays a valid URL, HTML text or base64 run:
   same length, same padding.
 
 Cheap pre-filters: nothing is decoded unless the text holds `%`, `&` or `\\u`,
-or a base64-alphabet run of 20 characters with a letter in it.
+or a base64-alphabet run of 20 characters (found with `bytes.translate`, in C)
+with a letter in it.
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ _ESCAPE = re.compile(r"(?:%[0-9A-Fa-f]{2})+|&(?:#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6
 _LAYERS = 3
 B64_MIN = 20  # base64 of 15 bytes
 _B64_RUN = re.compile(r"[A-Za-z0-9+/_\-]{20,}={0,2}")
+# Base64 characters (both alphabets) -> `b`, any other byte -> `x`: runs found in C.
+BASE64_CHARS = bytes(ord("b") if chr(b).isascii() and (chr(b).isalnum() or chr(b) in "+/_-")
+                     else ord("x") for b in range(256))
+BASE64_RUN = b"b" * B64_MIN
 _HAS_LETTER = re.compile(r"[A-Za-z]")
 _TO_STANDARD = str.maketrans("-_", "+/")
 _TO_URL = str.maketrans("+/", "-_")
@@ -181,9 +186,15 @@ def _base64_run(run: str, find: Finder) -> tuple[str, int]:
     return run, 0
 
 
+def has_base64_run(data: bytes, between: bytes = b"") -> bool:
+    """The pre-filter, in C (~1 ns a byte): a run of `B64_MIN` base64 characters, once the
+    bytes in `between` are deleted."""
+    return BASE64_RUN in data.translate(BASE64_CHARS, between)
+
+
 def mask_base64(text: str, find: Finder) -> tuple[str, list[Span]]:
     """`text` with the NIRs hidden in base64 runs masked, and the runs that changed."""
-    if len(text) < B64_MIN:
+    if len(text) < B64_MIN or not has_base64_run(text.encode("utf-8", "surrogatepass")):
         return text, []
     parts: list[str] = []
     spans: list[Span] = []

@@ -52,9 +52,6 @@ _CANDIDATE_CHARS = bytes(ord("d") if b >= 0x80 or chr(b) in "0123456789ABab" els
                          for b in range(256))
 _IGNORED_BYTES = b" \t._/+-" + b"\\tu" + b'",'
 _CANDIDATE = b"d" * nir.MIN_LENGTH
-_BASE64_CHARS = bytes(ord("b") if chr(b).isascii() and (chr(b).isalnum() or chr(b) in "+/_-")
-                      else ord("x") for b in range(256))
-_BASE64_RUN = b"b" * encoded.B64_MIN
 _BETWEEN = b'",'
 
 
@@ -65,7 +62,7 @@ def might_hold_nir(output: bytes) -> bool:
         return True
     # (`b"\\" in` is memchr; a 2-byte needle is 100x slower on this data)
     escaped = b"%" in output or b"&" in output or (b"\\" in output and b"\\u" in output)
-    base64 = _BASE64_RUN in output.translate(_BASE64_CHARS, _BETWEEN)
+    base64 = encoded.has_base64_run(output, _BETWEEN)
     if not escaped and not base64:
         return False
     # Quotes and commas out: adjacent elements joined, as `tree.mask_adjacent` joins them.
