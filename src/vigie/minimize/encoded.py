@@ -170,7 +170,7 @@ def _base64_run(run: str, find: Finder) -> tuple[str, int]:
             text, utf8 = raw.decode("utf-8"), True
         except UnicodeDecodeError:
             text, utf8 = raw.decode("latin-1"), False
-        spans = _disjoint(find(text) + escaped_spans(text, find))
+        spans = _disjoint(find(text) + escaped_spans(text, find)) or _tail_spans(text, find)
         if not spans:
             continue
         masked = bytearray(raw)
@@ -190,6 +190,18 @@ def has_base64_run(data: bytes, between: bytes = b"") -> bool:
     """The pre-filter, in C (~1 ns a byte): a run of `B64_MIN` base64 characters, once the
     bytes in `between` are deleted."""
     return BASE64_RUN in data.translate(BASE64_CHARS, between)
+
+
+def _tail_spans(text: str, find: Finder) -> list[Span]:
+    """Characters glued after a base64 run (`...Nzc` + `x`) decode into a last byte or
+    two that may be a digit, making the NIR look longer than it is: retried without."""
+    for cut in (1, 2):
+        if len(text) <= cut or not text[-cut].isdigit():
+            break
+        spans = find(text[:-cut])
+        if spans:
+            return spans
+    return []
 
 
 def mask_base64(text: str, find: Finder) -> tuple[str, list[Span]]:
