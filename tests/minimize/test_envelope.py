@@ -118,43 +118,30 @@ async def test_a_record_location_without_its_record() -> None:
         await run({"data": {"name": "x"}}, response_rule("$.data.record", {"id": "keep"}))
 
 
+def search_policy(envelope: str) -> dict[str, str]:
+    """One client whose search route declares these envelope lines (from line 10)."""
+    return {"p.yaml": (
+        "client: c1\nroutes:\n  - name: search\n    methods: [GET]\n    path: /patients\n"
+        "    response:\n      records: \"$.items[*]\"\n      fields: {id: keep}\n"
+        "      envelope:\n" + envelope)}
+
+
 def test_envelope_policy_key_loads_and_reports_errors(tmp_path: Path) -> None:
-    good = write_policies(tmp_path / "good", {"p.yaml": """
-        client: c1
-        routes:
-          - name: search
-            methods: [GET]
-            path: /patients
-            response:
-              records: "$.items[*]"
-              fields: {id: keep}
-              envelope:
-                keep: [total, "links[*].href"]
-                unlisted: keep
-    """})
+    good = write_policies(tmp_path / "good", search_policy(
+        '        keep: [total, "links[*].href"]\n        unlisted: keep\n'))
     policy = load_policies(good).get("c1")
     assert policy is not None and policy.routes[0].response is not None
     envelope = policy.routes[0].response.envelope
     assert envelope is not None and envelope.unlisted is Unlisted.KEEP
     assert [s.text for s in envelope.keep] == ["total", "links[*].href"]
-    bad = write_policies(tmp_path / "bad", {"p.yaml": """
-        client: c1
-        routes:
-          - name: search
-            methods: [GET]
-            path: /patients
-            response:
-              records: "$.items[*]"
-              envelope:
-                keep: ["a[", 3]
-                unlisted: maybe
-                extra: 1
-    """})
+    bad = write_policies(tmp_path / "bad", search_policy(
+        '        keep: ["a[", 3]\n        unlisted: maybe\n        extra: 1\n'))
     errors = check_policies(bad)
-    assert any(":9: routes[0].response.envelope.keep[0]: selector" in e for e in errors)
+    assert any(":10: routes[0].response.envelope.keep[0]: selector" in e for e in errors)
     assert any("envelope.keep[1]: a selector must be a string" in e for e in errors)
-    assert any("envelope.unlisted: must be drop or keep" in e for e in errors)
-    assert any("envelope.extra: unknown key" in e for e in errors)
+    assert any(":11: routes[0].response.envelope.unlisted: must be drop or keep" in e
+               for e in errors)
+    assert any(":12: routes[0].response.envelope.extra: unknown key" in e for e in errors)
 
 
 def test_explain_shows_the_envelope(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vigie.minimize.fields import RecordPlan
+from vigie.minimize.fields import PerRule, RecordPlan
 from vigie.policy.model import (
     DEFAULT_ENVELOPE_KEEP,
     Action,
@@ -66,17 +66,5 @@ class EnvelopePlan:
             isinstance(key, str) and key.lower() in keys for key in value)
 
 
-_PLANS: dict[int, tuple[ResponseRule, EnvelopePlan]] = {}
-_MAX_PLANS = 4096
-
-
-def envelope_for(rule: ResponseRule) -> EnvelopePlan:
-    """The compiled envelope of a rule, compiled once per rule object."""
-    cached = _PLANS.get(id(rule))
-    if cached is not None and cached[0] is rule:
-        return cached[1]
-    if len(_PLANS) >= _MAX_PLANS:
-        _PLANS.clear()
-    plan = EnvelopePlan(rule)
-    _PLANS[id(rule)] = (rule, plan)
-    return plan
+# The compiled envelope of a rule, compiled once per rule object.
+envelope_for: PerRule[EnvelopePlan] = PerRule(EnvelopePlan)

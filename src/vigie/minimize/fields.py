@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from vigie.context import Decision, Identity
 from vigie.errors import InspectionError
@@ -339,19 +339,28 @@ def _map_leaves(value: Any, transform: Callable[[Any], Any], action: str,
     return value
 
 
-_PLANS: dict[int, tuple[ResponseRule, RecordPlan]] = {}
-_MAX_PLANS = 4096
+_T = TypeVar("_T")
 
 
-def plan_for(rule: ResponseRule) -> RecordPlan:
-    """The compiled plan of a rule, compiled once per rule object."""
-    cached = _PLANS.get(id(rule))
-    if cached is not None and cached[0] is rule:
-        return cached[1]
-    if len(_PLANS) >= _MAX_PLANS:  # policies reloaded many times: start afresh
-        _PLANS.clear()
-    plan = RecordPlan(rule)
-    _PLANS[id(rule)] = (rule, plan)
-    return plan
+class PerRule(Generic[_T]):
+    """What is compiled from a ResponseRule, once per rule object (a policy reload makes
+    new rule objects; past `limit` entries the cache starts afresh)."""
+
+    def __init__(self, build: Callable[[ResponseRule], _T], limit: int = 4096) -> None:
+        self._build = build
+        self._limit = limit
+        self._cache: dict[int, tuple[ResponseRule, _T]] = {}
+
+    def __call__(self, rule: ResponseRule) -> _T:
+        cached = self._cache.get(id(rule))
+        if cached is not None and cached[0] is rule:
+            return cached[1]
+        if len(self._cache) >= self._limit:
+            self._cache.clear()
+        built = self._build(rule)
+        self._cache[id(rule)] = (rule, built)
+        return built
 
 
+# The compiled plan of a rule, compiled once per rule object.
+plan_for: PerRule[RecordPlan] = PerRule(RecordPlan)
