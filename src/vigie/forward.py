@@ -23,6 +23,7 @@ from httpx_aiohttp import AiohttpTransport
 
 from vigie.errors import UpstreamError, UpstreamTimeout
 from vigie.messages import Headers, UpstreamResponse
+from vigie.minimize.decode import SUPPORTED_CODINGS
 
 HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
@@ -40,7 +41,6 @@ _IDENTITY_HEADERS = frozenset({"forwarded", "x-real-ip", "authorization", "host"
 # Not forwarded on routes that mask: a partial or cached body cannot be inspected whole.
 CONDITIONAL_HEADERS = frozenset({"range", "if-range", "if-match", "if-none-match",
                                  "if-modified-since", "if-unmodified-since"})
-SUPPORTED_CODINGS = ("gzip", "deflate", "br")
 
 
 def connection_tokens(headers: Iterable[tuple[str, str]]) -> set[str]:

@@ -206,8 +206,8 @@ class Proxy:
         body = _body(receive) if has_body else None
         started = time.perf_counter()
         try:
-            upstream = await s.forwarder.send(scope["method"], grant.path, grant.query,
-                                              outgoing_headers, body)
+            upstream = await s.forwarder.send(_upstream_method(scope["method"], grant),
+                                              grant.path, grant.query, outgoing_headers, body)
         except (UpstreamError, UpstreamTimeout):
             s.metrics.upstream_up.set(0)
             raise
@@ -342,6 +342,12 @@ def _unmatched_grant(identity: Identity, policy: ClientPolicy | None, path: str,
     route = Route(name=UNMATCHED, methods=frozenset(), path=path, segments=(), params=())
     return Grant(policy=policy or ClientPolicy(client=identity.client, routes=()), route=route,
                  path=path, query=query, params={}, mode=Mode.REPORT_ONLY)
+
+
+def _upstream_method(method: str, grant: Grant) -> str:
+    """HEAD on a route with response rules is asked of the upstream as GET, so the GET
+    answer decides (bindings, withheld records): HEAD is no existence oracle."""
+    return "GET" if method == "HEAD" and grant.route.masks else method
 
 
 def _request_id(headers: Headers) -> str:

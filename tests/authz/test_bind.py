@@ -189,3 +189,21 @@ def test_a_withheld_record_is_not_disclosed_in_the_audit(h: Harness) -> None:
     assert line["status"] == 404
     assert line["patients"] == []
     assert "4242" not in orjson.dumps(line).decode()
+
+
+@pytest.mark.parametrize(("practice", "status"), [("P1", 200), ("P2", 404)])
+def test_head_is_bound_like_get_the_upstreams_get_answer_decides(
+        h: Harness, practice: str, status: int) -> None:
+    # HEAD on a route with response rules is forwarded as GET and minimized as one: for
+    # another practice's patient it answers 404 as GET does (no existence oracle).
+    h.upstream.reply(json=patient(42, practice, name=SECRET_NAME))
+    before = withheld(h, "read-patient")
+    token = h.token("gp-frontdesk", scope="", practice_id="P1")
+    get_response = h.get("/patients/42", token)
+    h.upstream.reply(json=patient(42, practice, name=SECRET_NAME))
+    head = h.request("HEAD", "/patients/42", token)
+    assert head.status_code == get_response.status_code == status
+    assert h.upstream.requests[-1].method == "GET"
+    assert head.content == b""
+    assert head.headers.get("content-length") == get_response.headers.get("content-length")
+    assert withheld(h, "read-patient") - before == (2 if status == 404 else 0)

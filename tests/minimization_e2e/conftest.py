@@ -75,6 +75,8 @@ routes:
       records: "$.items[*]"
       fields:
 {PATIENT_FIELDS}      unlisted: drop
+      envelope:
+        keep: [total, count, next, meta, envelope]
   - name: bundle
     methods: [GET]
     path: /fhir/Patient

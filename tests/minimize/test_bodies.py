@@ -93,12 +93,19 @@ async def test_every_form_in_header_values(vector: str, fmt: str, form: str) -> 
     assert dec.nir_detections["header"] == 2
 
 
-async def test_envelope_outside_records_is_kept_and_scanned() -> None:
-    rule = response_rule("$.items[*]", {"id": "keep"})
-    out, dec = await run({"query": f"nir={NIR}", "items": [{"id": 1, "nir": NIR}], "page": 1},
-                         rule)
+async def test_declared_envelope_is_kept_and_scanned() -> None:
+    rule = response_rule("$.items[*]", {"id": "keep"}, envelope=["query", "page"])
+    out, dec = await run({"query": f"nir={NIR}", "items": [{"id": 1, "nir": NIR}], "page": 1,
+                          "echo": "x"}, rule)
     assert out == {"query": "nir=" + MASKED, "items": [{"id": 1}], "page": 1}
     assert dec.nir_detections["field"] == 1
+
+
+async def test_default_envelope_keeps_pagination_and_drops_the_rest() -> None:
+    rule = response_rule("$.items[*]", {"id": "keep"})
+    out, dec = await run({"query": f"nir={NIR}", "items": [{"id": 1, "nir": NIR}], "page": 1,
+                          "total": 1, "next": "/items?page=2"}, rule)
+    assert out == {"items": [{"id": 1}], "page": 1, "total": 1, "next": "/items?page=2"}
 
 
 async def test_error_statuses_are_scanned_but_not_field_filtered() -> None:
@@ -125,9 +132,13 @@ async def test_escaped_nir_in_json_is_decoded_and_masked() -> None:
     "NIR &#49;85057800608491", "NIR 1850&#x35;7800608491", "NIR \\u0031" + NIR[1:],
     "nir=1%2085%2005%2078%20006%20084%2091",
 ])
-async def test_nir_hidden_behind_escapes_in_text_is_refused(text: str) -> None:
-    with pytest.raises(InspectionError):
-        await go(upstream(text.encode(), content_type="text/html"))
+async def test_nir_hidden_behind_escapes_in_text_is_masked_in_its_escaped_form(
+        text: str) -> None:
+    # 0.2: masked in place (every escape of the NIR becomes `*`) instead of a 502
+    response, out, dec = await go(upstream(text.encode(), content_type="text/html"))
+    assert out.decode().startswith(text[:4]) and len(out) == len(text.encode())
+    assert set(out.decode()[4:]) == {"*"}
+    assert dec.nir_detections == {"text": 1}
 
 
 @pytest.mark.parametrize("content_type", ["image/png", "application/pdf",
@@ -280,10 +291,11 @@ async def test_bad_charset_is_refused(content_type: str) -> None:
         await go(upstream(b"caf\xe9 \xff\xfe", content_type=content_type))
 
 
-@pytest.mark.parametrize(("method", "status"), [("HEAD", 200), ("GET", 204), ("GET", 304)])
-async def test_no_body_responses(method: str, status: int) -> None:
+@pytest.mark.parametrize(("method", "status", "rule"), [
+    ("HEAD", 200, None), ("GET", 204, RULE), ("GET", 304, RULE)])
+async def test_no_body_responses(method: str, status: int, rule: ResponseRule | None) -> None:
     response, out, dec = await go(upstream(b"", status=status, headers=[
-        ("Content-Length", "99"), ("X-Nir", NIR)]), RULE, method=method)
+        ("Content-Length", "99"), ("X-Nir", NIR)]), rule, method=method)
     assert out == b""
     assert header(response, "x-nir") == MASKED
     assert header(response, "content-length") is None

@@ -30,7 +30,7 @@ from vigie.telemetry.metrics import Metrics
 NIR = "185057800608491"
 RULE = response_rule("$.items[*]", {"id": "keep", "birth": {"generalize": "year"},
                                     "nir": {"mask": "last2"}, "ipp": "pseudonymize"},
-                     bind={"practice": "practice"})
+                     bind={"practice": "practice"}, envelope=["note"])
 PAGE = {"note": f"nir {NIR}", "items": [
     {"id": 1, "birth": "1985-05-17", "nir": NIR, "ipp": "A1", "practice": "P1", "x": 1},
     {"id": 2, "birth": "1990-01-01", "nir": NIR, "ipp": "A2", "practice": "P2"},

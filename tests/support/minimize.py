@@ -17,6 +17,7 @@ from vigie.policy.model import (
     Action,
     Binding,
     ClientPolicy,
+    Envelope,
     FieldRule,
     Generalization,
     MaskStyle,
@@ -69,12 +70,17 @@ def field_rule(selector: str, spec: str | Mapping[str, str]) -> FieldRule:
 
 def response_rule(records: str = "$", fields: Mapping[str, Any] | None = None,
                   unlisted: str = "drop",
-                  bind: Mapping[str, str] | None = None) -> ResponseRule:
+                  bind: Mapping[str, str] | None = None,
+                  envelope: Iterable[str] | None = None,
+                  envelope_unlisted: str = "drop") -> ResponseRule:
+    """`envelope`: the kept envelope selectors (None: the defaults)."""
     return ResponseRule(
         records=parse_location(records),
         fields=tuple(field_rule(s, a) for s, a in (fields or {}).items()),
         unlisted=Unlisted(unlisted),
         bind=tuple(Binding(parse_selector(f), claim) for f, claim in (bind or {}).items()),
+        envelope=None if envelope is None else Envelope(
+            tuple(parse_selector(s) for s in envelope), Unlisted(envelope_unlisted)),
     )
 
 
@@ -151,3 +157,15 @@ def header(response: OutgoingResponse, name: str) -> str | None:
         if key == name:
             return value
     return None
+
+
+def disguised_forms() -> list[tuple[str, str, str, str]]:
+    """(vector id, NIR, disguise name, written form) for every disguised vector."""
+    return [(v["vector"], v["nir"], name, form) for v in vectors()["disguised"]
+            for name, form in v["forms"].items()]
+
+
+def disguised_wrong_keys() -> list[tuple[str, str, str]]:
+    """(disguise name, number with a wrong key, written form): never a NIR."""
+    return [(name, v["number"], form) for v in vectors()["disguised_wrong_key"]
+            for name, form in v["forms"].items()]

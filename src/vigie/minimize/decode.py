@@ -4,7 +4,8 @@ Decoding is incremental and every step's output is bounded, so a small
 compressed body that expands past `cap` (a decompression bomb) is refused with
 InspectionError after at most one piece past the cap, never held whole.
 Supported codings: gzip (x-gzip, several members), deflate (zlib-wrapped, or
-raw as some servers send it), br, identity. Anything else cannot be inspected.
+raw as some servers send it), br, identity, from every `Content-Encoding` header
+combined. Anything else cannot be inspected.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from enum import Enum
 import brotli
 
 from vigie.errors import InspectionError
+from vigie.messages import Headers
 
 PIECE = 64 * 1024
 
@@ -68,15 +70,31 @@ def classify(media: str) -> Kind:
     return Kind.UNKNOWN
 
 
-def codings(header: str | None) -> list[str]:
-    """The content codings to undo, in the order they must be undone."""
-    if not header:
-        return []
-    names = [name.strip().lower() for name in header.split(",")]
-    names = [name for name in names if name and name != "identity"]
-    for name in names:
-        if name not in ("gzip", "x-gzip", "deflate", "br"):
-            raise InspectionError("unsupported content encoding")
+# The one list of content codings Vigie can undo: what `forward.py` lets the client ask
+# the upstream for (Accept-Encoding), and what the minimizer decodes.
+SUPPORTED_CODINGS = ("gzip", "deflate", "br")
+_ALIASES = {"x-gzip": "gzip"}
+_MAX_CODINGS = 4  # more layers than this is an attack on the decoder, not a response
+
+
+def codings(headers: Headers) -> list[str]:
+    """The content codings to undo, in the order they must be undone: every
+    `Content-Encoding` header combined, in order (a list, or several headers, as RFC
+    9110 says). An unknown coding, or too many, cannot be inspected (502)."""
+    names = []
+    for name, value in headers:
+        if name != "content-encoding":
+            continue
+        for item in value.split(","):
+            coding = item.strip().lower()
+            coding = _ALIASES.get(coding, coding)
+            if not coding or coding == "identity":
+                continue
+            if coding not in SUPPORTED_CODINGS:
+                raise InspectionError("unsupported content encoding")
+            names.append(coding)
+    if len(names) > _MAX_CODINGS:
+        raise InspectionError("unsupported content encoding")
     return list(reversed(names))
 
 
@@ -88,7 +106,7 @@ class _Stage:
         self._zlib: zlib._Decompress | None = None
         self._brotli = brotli.Decompressor() if name == "br" else None
         self._head = b""  # deflate: the first bytes tell zlib-wrapped from raw
-        if name in ("gzip", "x-gzip"):
+        if name == "gzip":
             self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
 
     def feed(self, data: bytes) -> Iterator[bytes]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from vigie.context import Decision, Identity
 from vigie.errors import InspectionError
@@ -32,6 +32,7 @@ from vigie.minimize.tree import (
     MAX_DEPTH,
     Fallback,
     check_depth,
+    mask_adjacent,
     scan_key,
     scan_scalar,
     scan_tree,
@@ -148,11 +149,17 @@ class _Node:
         return self.each
 
 
+Node = _Node
+
+
 class RecordPlan:
     """One compiled ResponseRule, applied to many records."""
 
-    def __init__(self, rule: ResponseRule) -> None:
+    def __init__(self, rule: ResponseRule, *, whole_nir_kept: bool = True) -> None:
         self.rule = rule
+        # The contract's one exception (a named keep whose whole value is one NIR): for
+        # records only; the envelope's plan (envelope.py) masks those too.
+        self.whole_nir_kept = whole_nir_kept
         self.root = _Node()
         for field_rule in rule.fields:
             node = self.root
@@ -187,6 +194,10 @@ class RecordPlan:
     def apply(self, record: dict[str, Any], ctx: RecordContext) -> dict[str, Any]:
         present, value = self._walk(record, self.root, self.default, "", ctx)
         return value if present and isinstance(value, dict) else {}
+
+    def walk(self, value: Any, node: _Node, ctx: RecordContext) -> tuple[bool, Any]:
+        """(present, value) for a part of a document reached at `node` of this plan."""
+        return self._walk(value, node, self.default, "", ctx)
 
     def _walk(self, value: Any, node: _Node, inherited: FieldRule, path: str,
               ctx: RecordContext) -> tuple[bool, Any]:
@@ -241,6 +252,8 @@ class RecordPlan:
                     present, new = self._act(element, rule, False, element_path, ctx)
                 if present:
                     items.append(new)
+            if ctx.scan and len(items) > 1:
+                mask_adjacent(items, ctx.decision)
             return True, items
         return self._act(value, rule, node.rule is not None, path, ctx)
 
@@ -260,10 +273,10 @@ class RecordPlan:
             if kind is str:
                 if len(value) < nir.MIN_LENGTH:  # too short to hold a NIR: nothing to scan
                     return True, value
-                if named and nir.is_whole_nir(value):
+                if named and self.whole_nir_kept and nir.is_whole_nir(value):
                     return True, value
                 return True, scan_scalar(value, decision)
-            if named and kind is int and nir.is_whole_nir(str(value)):
+            if named and self.whole_nir_kept and kind is int and nir.is_whole_nir(str(value)):
                 return True, value
             return True, scan_tree(value, decision)
         transform = ctx.transforms.get(id(rule))
@@ -326,19 +339,28 @@ def _map_leaves(value: Any, transform: Callable[[Any], Any], action: str,
     return value
 
 
-_PLANS: dict[int, tuple[ResponseRule, RecordPlan]] = {}
-_MAX_PLANS = 4096
+_T = TypeVar("_T")
 
 
-def plan_for(rule: ResponseRule) -> RecordPlan:
-    """The compiled plan of a rule, compiled once per rule object."""
-    cached = _PLANS.get(id(rule))
-    if cached is not None and cached[0] is rule:
-        return cached[1]
-    if len(_PLANS) >= _MAX_PLANS:  # policies reloaded many times: start afresh
-        _PLANS.clear()
-    plan = RecordPlan(rule)
-    _PLANS[id(rule)] = (rule, plan)
-    return plan
+class PerRule(Generic[_T]):
+    """What is compiled from a ResponseRule, once per rule object (a policy reload makes
+    new rule objects; past `limit` entries the cache starts afresh)."""
+
+    def __init__(self, build: Callable[[ResponseRule], _T], limit: int = 4096) -> None:
+        self._build = build
+        self._limit = limit
+        self._cache: dict[int, tuple[ResponseRule, _T]] = {}
+
+    def __call__(self, rule: ResponseRule) -> _T:
+        cached = self._cache.get(id(rule))
+        if cached is not None and cached[0] is rule:
+            return cached[1]
+        if len(self._cache) >= self._limit:
+            self._cache.clear()
+        built = self._build(rule)
+        self._cache[id(rule)] = (rule, built)
+        return built
 
 
+# The compiled plan of a rule, compiled once per rule object.
+plan_for: PerRule[RecordPlan] = PerRule(RecordPlan)

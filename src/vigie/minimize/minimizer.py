@@ -1,8 +1,9 @@
 """The minimization stage: one upstream response in, the response the client may see out.
 
 Order of decisions for one response:
-1. no body (HEAD, 1xx, 204, 304, or an empty body of any type and status): only the
-   headers are scanned;
+1. no body (HEAD on a route without response rules, 1xx, 204, 304, or an empty body of
+   any type and status): only the headers are scanned (HEAD on a route with rules is
+   minimized as the GET it was forwarded as: bindings decide its status);
 2. binary types on a route without response rules: streamed; untouched when the
    first bytes are binary, else decoded and scanned as bytes for NIRs (masked in
    place: a text export labelled octet-stream is caught); any type that cannot be inspected on
@@ -35,8 +36,10 @@ from vigie.minimize.bodies import (
     encode_text,
     looks_like_json,
     parse_json,
+    refuse_other_readings,
     scan_text,
 )
+from vigie.minimize.bytescan import looks_binary, scan_bytes
 from vigie.minimize.decode import (
     Kind,
     classify,
@@ -45,16 +48,10 @@ from vigie.minimize.decode import (
     decode_stream,
     parse_content_type,
 )
+from vigie.minimize.envelope import envelope_for
 from vigie.minimize.fields import RecordContext, plan_for
 from vigie.minimize.onescan import minimize_once
-from vigie.minimize.stream import (
-    ArraySplitter,
-    LineSplitter,
-    Splitter,
-    looks_binary,
-    minimize_records,
-    scan_bytes,
-)
+from vigie.minimize.stream import ArraySplitter, LineSplitter, Splitter, minimize_records
 from vigie.minimize.tree import count_nir
 from vigie.policy.model import Each, Mode
 from vigie.pseudonym import Pseudonymizer
@@ -101,7 +98,10 @@ class Minimizer:
         kind = classify(media)
         headers = _scan_headers(upstream.headers, decision, report_only)
 
-        if decision.method == "HEAD" or status < 200 or status in (204, 304):
+        # HEAD on a route with rules was forwarded as GET (proxy.py): minimized as a GET,
+        # so its status and headers are the GET's; the server sends no body for HEAD.
+        if (decision.method == "HEAD" and rules is None) or status < 200 \
+                or status in (204, 304):
             await upstream.aclose()
             return OutgoingResponse(status, _without_body_headers(headers, content_type))
         if rules is None and kind is Kind.BINARY:
@@ -118,8 +118,9 @@ class Minimizer:
         plan = plan_for(rules) if rules is not None and 200 <= status < 300 else None
         steps = rules.records.steps if rules is not None else ()
         job = Job(decision, identity, plan, steps,
-                  RecordContext(decision, identity.client, self._pseudonymizer))
-        names = codings(upstream.header("content-encoding"))
+                  RecordContext(decision, identity.client, self._pseudonymizer),
+                  envelope_for(rules) if plan is not None and rules is not None else None)
+        names = codings(upstream.headers)
         utf8 = charset in (None, "utf-8", "utf8")
         streamed_array = kind is Kind.JSON and plan is not None and steps == (Each(),)
         if utf8 and (kind is Kind.NDJSON or streamed_array):
@@ -156,11 +157,12 @@ class Minimizer:
             return OutgoingResponse(status, _without_body_headers(
                 headers, f"{media}; charset=utf-8"), joined)
         text, text_charset = decode_text(data, charset)
-        masked = scan_text(text, decision)
+        masked = encode_text(scan_text(text, decision), text_charset)
+        if charset is None:
+            refuse_other_readings(masked, text_charset)
         if report_only:
             return OutgoingResponse(status, headers, raw)
-        return OutgoingResponse(status, _without_body_headers(headers, content_type),
-                                encode_text(masked, text_charset))
+        return OutgoingResponse(status, _without_body_headers(headers, content_type), masked)
 
     async def _binary(self, upstream: UpstreamResponse, headers: Headers,
                       content_type: str | None, decision: Decision, identity: Identity,
@@ -169,7 +171,7 @@ class Minimizer:
         a body whose first bytes are text (a CSV export labelled octet-stream) or that
         is content-encoded is decoded and scanned for NIRs, masked in place."""
         status = upstream.status
-        names = codings(upstream.header("content-encoding"))
+        names = codings(upstream.headers)
         first = b""
         async for piece in upstream.body:  # enough bytes to recognise a signature
             first += piece
@@ -275,12 +277,29 @@ async def primed(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
 def _scan_headers(headers: Headers, decision: Decision, report_only: bool) -> Headers:
     out: Headers = []
     for name, value in headers:
-        masked, found = nir.mask_text(value)
-        masked_name, found_in_name = nir.mask_text(name)
+        masked, found = _mask_header(value)
+        masked_name, found_in_name = _mask_header(name)
         if found or found_in_name:
             count_nir(decision, "header", found + found_in_name)
         out.append((name, value) if report_only else (masked_name, masked))
     return out
+
+
+def _mask_header(value: str) -> tuple[str, int]:
+    """A header value (latin-1 decoded) masked as latin-1 and, when its bytes are UTF-8
+    (a no-break space, full-width digits...), as UTF-8 too."""
+    if not value.isascii():
+        try:
+            text = value.encode("latin-1").decode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            text = None
+        if text is not None:
+            masked, found = nir.mask_text(text)
+            if found:
+                value = masked.encode("utf-8").decode("latin-1")
+                again, more = nir.mask_text(value)
+                return again, found + more
+    return nir.mask_text(value)
 
 
 def _without_body_headers(headers: Headers, content_type: str | None) -> Headers:

@@ -1,5 +1,5 @@
-"""Streamed bodies in bounded memory: NDJSON and JSON arrays record by record, and
-bodies labelled binary scanned as bytes for the NIR rule.
+"""Streamed bodies in bounded memory: NDJSON and JSON arrays record by record
+(bodies labelled binary are scanned as bytes in `bytescan.py`).
 
 The splitters cut decoded bytes into one record at a time (an NDJSON line, a
 top-level array element) without parsing the rest; each record is then parsed,
@@ -17,10 +17,9 @@ from typing import Protocol
 import orjson
 
 from vigie.errors import InspectionError
-from vigie.minimize import nir
 from vigie.minimize.bodies import WITHHELD, Job, dump_json
 from vigie.minimize.decode import PIECE
-from vigie.minimize.tree import MAX_DEPTH, count_nir
+from vigie.minimize.tree import MAX_DEPTH
 
 # A whole string in one match, or a lone quote when its end has not arrived yet.
 _TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|"|[\[\]{},]', re.DOTALL)
@@ -201,58 +200,3 @@ async def minimize_records(source: AsyncIterator[bytes], splitter: Splitter, job
         out.extend(b"]")
     if out:
         yield bytes(out)
-
-
-# Longer than any written NIR (15 characters and 14 separators): a NIR that
-# straddles two chunks is always whole in the retained tail.
-_TAIL = 64
-_BINARY_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"PK\x03\x04", b"\x1f\x8b", b"BZh",
-                 b"\xfd7zXZ", b"7z\xbc\xaf", b"%PDF-", b"II*\x00", b"MM\x00*", b"RIFF",
-                 b"\x00\x00\x00", b"OggS", b"ID3", b"wOF", b"\xd0\xcf\x11\xe0")
-
-
-def looks_binary(head: bytes) -> bool:
-    """Known binary signatures, or a NUL byte early on (text never has one)."""
-    return head.startswith(_BINARY_MAGIC) or b"\x00" in head[:1024] or \
-        head[128:132] == b"DICM"
-
-
-def _mask_before(text: str, cut: int, job: Job,
-                 report_only: bool) -> tuple[str, str]:
-    """(the part of `text` that can leave, masked; the tail kept for the next chunk)."""
-    parts: list[str] = []
-    last = found = 0
-    for start, end in nir.find(text):
-        if end > cut:  # may continue in the next chunk: keep it whole for then
-            cut = min(cut, start)
-            break
-        parts.append(text[last:start])
-        parts.append(nir.MASK_CHAR * (end - start))
-        last = end
-        found += 1
-    if found:
-        count_nir(job.decision, "text", found)
-    if report_only:
-        return text[:cut], text[cut:]
-    parts.append(text[last:cut])
-    return "".join(parts), text[cut:]
-
-
-async def scan_bytes(source: AsyncIterator[bytes], job: Job, *,
-                     report_only: bool) -> AsyncIterator[bytes]:
-    """Any body as latin-1 text, NIRs masked in place (same length), in bounded memory.
-
-    For bodies labelled binary: a mislabelled text export still gets the NIR rule,
-    and real binary data is unchanged unless it holds 15 ASCII digits with a valid key.
-    """
-    tail = ""
-    async for chunk in source:
-        text = tail + chunk.decode("latin-1")
-        if len(text) <= _TAIL:
-            tail = text
-            continue
-        out, tail = _mask_before(text, len(text) - _TAIL, job, report_only)
-        if out:
-            yield out.encode("latin-1")
-    if tail:
-        yield _mask_before(tail, len(tail), job, report_only)[0].encode("latin-1")

@@ -84,16 +84,60 @@ def scan_tree(value: Any, decision: Decision, depth: int = 0) -> Any:
                 for key, item in items:
                     container[scan_key(key, decision)] = item
         else:
+            scalars = 0
             for index, item in enumerate(container):
                 kind = type(item)
                 if kind is str:
+                    scalars += 1
                     if len(item) >= nir.MIN_LENGTH:
                         container[index] = scan_scalar(item, decision)
                 elif kind is dict or kind is list:
                     stack.append((item, level + 1))
                 elif kind is int or kind is float:
+                    scalars += 1
                     container[index] = scan_scalar(item, decision)
+            if scalars > 1:
+                mask_adjacent(container, decision)
     return value
+
+
+def _element_text(value: Any) -> str | None:
+    kind = type(value)
+    if kind is str:
+        return value  # type: ignore[no-any-return]
+    if kind is int:
+        return str(value)
+    if kind is float:
+        return repr(value)
+    return None
+
+
+def mask_adjacent(items: list[Any], decision: Decision) -> None:
+    """A NIR split over consecutive scalar elements of one array (`["1850578",
+    "00608491"]`), found in their concatenation: each element masks its part (a masked
+    number becomes a string). Elements are scanned alone before this."""
+    start = 0
+    count = len(items)
+    while start < count:
+        if _element_text(items[start]) is None:
+            start += 1
+            continue
+        end = start
+        texts: list[str] = []
+        while end < count and (text := _element_text(items[end])) is not None:
+            texts.append(text)
+            end += 1
+        if len(texts) > 1 and sum(map(len, texts)) >= nir.MIN_LENGTH:
+            masked, spans = nir.scan("".join(texts))
+            if spans:
+                count_nir(decision, "field", len(spans))
+                offset = 0
+                for index, text in enumerate(texts, start):
+                    piece = masked[offset:offset + len(text)]
+                    offset += len(text)
+                    if piece != text:
+                        items[index] = piece
+        start = end + 1
 
 
 class Fallback(Exception):  # noqa: N818 - a signal, not an error

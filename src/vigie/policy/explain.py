@@ -20,7 +20,15 @@ from vigie.policy.authorize import (
     split_path,
 )
 from vigie.policy.loader import load_policies
-from vigie.policy.model import Action, ClientPolicy, FieldRule, Route, Unlisted
+from vigie.policy.model import (
+    DEFAULT_ENVELOPE_KEEP,
+    Action,
+    ClientPolicy,
+    FieldRule,
+    ResponseRule,
+    Route,
+    Unlisted,
+)
 
 _EXAMPLES = {
     "year": '"1985-05-17" -> "1985"',
@@ -136,12 +144,28 @@ def _response(route: Route) -> list[str]:
         lines.append("unlisted fields: dropped (removed from every record)")
     else:
         lines.append("unlisted fields: kept (NIR rule still applies)")
+    lines.extend(_envelope(rule))
     for binding in rule.bind:
         lines.append(f"bind: record field {binding.field.text} must equal token claim "
                      f"{binding.claim!r}; otherwise the record is withheld (single record: "
                      "404); a missing claim or field never matches")
     lines.append(NIR_RULE)
     return lines
+
+
+def _envelope(rule: ResponseRule) -> list[str]:
+    if not rule.records.steps:
+        return ["envelope: none (the whole body is the record)"]
+    envelope = rule.envelope
+    if envelope is None:
+        kept, unlisted, origin = DEFAULT_ENVELOPE_KEEP, Unlisted.DROP, " (default)"
+    else:
+        kept = tuple(selector.text for selector in envelope.keep)
+        unlisted, origin = envelope.unlisted, ""
+    fate = "dropped" if unlisted is Unlisted.DROP else "kept (NIR rule still applies)"
+    return [f"envelope{origin}: outside the records, kept: {', '.join(kept) or 'nothing'}",
+            f"  anything else outside the records: {fate}; an element where a record "
+            "should be that looks like a patient record but has none is withheld"]
 
 
 def _describe(rule: FieldRule) -> str:

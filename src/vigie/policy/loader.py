@@ -21,6 +21,7 @@ from vigie.config import LIMIT_KEYS, parse_limits
 from vigie.errors import ConfigError
 from vigie.policy import smart
 from vigie.policy.authorize import method_allowed
+from vigie.policy.envelope import parse_envelope
 from vigie.policy.model import (
     Action,
     Binding,
@@ -48,7 +49,7 @@ _TOP_KEYS = ("apiVersion", "client", "description", "mode", "routes", "limits",
              "client_limits", "issuer")
 _ROUTE_KEYS = ("name", "methods", "path", "scopes", "query", "response")
 _QUERY_KEYS = ("allowed", "max")
-_RESPONSE_KEYS = ("records", "fields", "unlisted", "bind")
+_RESPONSE_KEYS = ("records", "fields", "unlisted", "bind", "envelope")
 _ROUTE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _ACTIONS_HELP = ("keep, drop, pseudonymize, {mask: last2|last4|all} "
@@ -384,10 +385,12 @@ class _FileReader:
             if rule is not None:
                 rules.append(rule)
         bindings = self.bindings(item.get("bind", {}), (*path, "bind"))
+        envelope = parse_envelope(item["envelope"], (*path, "envelope"), self.error,
+                                  self.parse) if "envelope" in item else None
         if records is None:
             return None
         return ResponseRule(records=records, fields=tuple(rules), unlisted=unlisted,
-                            bind=bindings)
+                            bind=bindings, envelope=envelope)
 
     def action(self, raw: Any, path: yamlsrc.Path, selector: Selector | None) -> FieldRule | None:
         line = self.lines.line(path)

@@ -92,12 +92,31 @@ class Unlisted(StrEnum):
     KEEP = "keep"
 
 
+# Kept outside the records when a route declares no `envelope`: pagination, totals, links
+# and types, and a FHIR Bundle's entry URL and search data (docs/contract.md).
+DEFAULT_ENVELOPE_KEEP: tuple[str, ...] = (
+    "resourceType", "type", "total", "count", "page", "per_page", "page_size", "offset",
+    "limit", "next", "previous", "cursor", "link", "links", "entry[*].fullUrl",
+    "entry[*].search")
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """What may leave outside the records: `keep` selectors from the body root (NIR-scanned);
+    everything else that is not a record follows `unlisted` (drop by default)."""
+
+    keep: tuple[Selector, ...]
+    unlisted: Unlisted = Unlisted.DROP
+    declared: bool = True  # False: the defaults (DEFAULT_ENVELOPE_KEEP), not in the file
+
+
 @dataclass(frozen=True, slots=True)
 class ResponseRule:
     records: Selector
     fields: tuple[FieldRule, ...] = ()
     unlisted: Unlisted = Unlisted.DROP
     bind: tuple[Binding, ...] = ()
+    envelope: Envelope | None = None  # None: the defaults (minimize/envelope.py)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,9 +19,9 @@ from collections.abc import AsyncIterator
 
 from vigie.errors import InspectionError
 from vigie.messages import Headers, OutgoingResponse
+from vigie.minimize.bytescan import looks_binary
 from vigie.minimize.decode import Kind, classify, codings, decode_all, parse_content_type
 from vigie.minimize.minimizer import primed
-from vigie.minimize.stream import looks_binary
 from vigie.rewrite.urls import Links
 
 _WIDE = ("utf-16", "utf-32", "utf16", "utf32", "ucs-2")  # not ASCII-compatible
@@ -49,7 +49,7 @@ async def rewrite_response(response: OutgoingResponse, links: Links, max_bytes: 
 
 def _whole(body: bytes, response: OutgoingResponse, links: Links, media: str,
            charset: str | None, max_bytes: int) -> bytes:
-    names = codings(_header(response.headers, "content-encoding"))
+    names = codings(response.headers)
     plain = decode_all(body, names, max_bytes) if names else body
     out = _rewritten(plain, links, media, charset)
     if out is plain:
