@@ -1,7 +1,8 @@
-"""The admin listener: health, readiness, metrics and the quarantine API.
+"""The admin listener: health, readiness, metrics, the quarantine and incident APIs.
 
-Never proxied. `/quarantine` needs `Authorization: Bearer <admin token>` (from
-`admin.token_file`); without a configured token the endpoints are disabled (404).
+Never proxied. `/quarantine` and `/incident/...` (vigie.incident.admin_routes) need
+`Authorization: Bearer <admin token>` (from `admin.token_file`); without a configured
+token the endpoints are disabled (404).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from vigie.guard import Guard
+from vigie.incident.admin_routes import PrincipalOf, incident_routes
+from vigie.incident.registry import Incidents
 from vigie.telemetry.metrics import Metrics
 
 
@@ -30,7 +33,8 @@ def read_admin_token(path: Path | None) -> str | None:
 
 
 def create_admin_app(metrics: Metrics, guard: Guard, admin_token: str | None,
-                     is_ready: Callable[[], bool]) -> Starlette:
+                     is_ready: Callable[[], bool], incidents: Incidents | None = None,
+                     principal_of: PrincipalOf | None = None) -> Starlette:
     def authorized(request: Request) -> Response | None:
         if admin_token is None:
             return JSONResponse({"detail": "admin API disabled: no admin.token_file"}, 404)
@@ -74,4 +78,6 @@ def create_admin_app(metrics: Metrics, guard: Guard, admin_token: str | None,
         Route("/metrics", metrics_endpoint),
         Route("/quarantine", list_quarantines, methods=["GET"]),
         Route("/quarantine/{client}/{subject}", lift_quarantine, methods=["DELETE"]),
+        *(incident_routes(incidents, authorized, admin_token, principal_of)
+          if incidents is not None else ()),
     ])

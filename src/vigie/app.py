@@ -23,6 +23,8 @@ from vigie.config import Settings
 from vigie.errors import ConfigError
 from vigie.forward import AiohttpForwarder, Forwarder, HttpxForwarder
 from vigie.guard import Guard
+from vigie.incident.registry import Incidents
+from vigie.incident.wiring import build_incidents
 from vigie.minimize import Minimizer
 from vigie.policy.model import Action, PolicySet
 from vigie.policy.store import PolicyStore
@@ -42,6 +44,7 @@ class Vigie:
     authenticator: Authenticator
     policies: PolicyStore
     audit: AuditLog
+    incidents: Incidents
     proxy_app: Proxy
     admin_app: Starlette
     serving: bool = field(default=False)
@@ -69,6 +72,8 @@ class Vigie:
         guard = Guard(settings, metrics, pseudonymizer)
         authenticator = Authenticator(settings.issuers, metrics)
         audit = AuditLog(settings.audit, metrics)
+        incidents = build_incidents(settings, metrics, lambda: policies.current.clients,
+                                    can_pseudonymize=record_pseudonymizer is not None)
         stages = Stages(
             authenticator=authenticator,
             policies=policies,
@@ -81,11 +86,15 @@ class Vigie:
                                              exporter=span_exporter),
             pseudonymizer=pseudonymizer,
             default_mode=settings.mode,
+            incidents=incidents,
         )
         proxy = Proxy(stages)
         vigie = cls(settings=settings, stages=stages, authenticator=authenticator,
-                    policies=policies, audit=audit, proxy_app=proxy, admin_app=Starlette())
-        vigie.admin_app = create_admin_app(metrics, guard, admin_token, vigie.is_ready)
+                    policies=policies, audit=audit, incidents=incidents, proxy_app=proxy,
+                    admin_app=Starlette())
+        principal_of = record_pseudonymizer.principal if record_pseudonymizer else None
+        vigie.admin_app = create_admin_app(metrics, guard, admin_token, vigie.is_ready,
+                                           incidents, principal_of)
         return vigie
 
     def is_ready(self) -> bool:
@@ -94,6 +103,7 @@ class Vigie:
     async def start(self) -> None:
         await self.authenticator.start()
         await self.stages.guard.start()
+        await self.incidents.start()
         self.policies.start_watching()
 
     async def close(self) -> None:
@@ -101,6 +111,7 @@ class Vigie:
         await self.policies.stop()
         await self.stages.forwarder.close()
         await self.stages.guard.close()
+        await self.incidents.close()
         await self.authenticator.close()
         self.audit.close()
         self.stages.tracing.shutdown()

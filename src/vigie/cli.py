@@ -13,6 +13,8 @@ from pathlib import Path
 
 from vigie import __version__
 from vigie.errors import ConfigError
+from vigie.incident.commands import COMMANDS as INCIDENT_COMMANDS
+from vigie.incident.commands import add_incident_commands, run_incident_command
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     exposed.add_argument("--since")
     exposed.add_argument("--until")
     exposed.add_argument("--user", help="only this user (its pseudonym, as in the log)")
+    add_incident_commands(sub)
     return parser
 
 
@@ -69,6 +72,8 @@ def _logging() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in INCIDENT_COMMANDS:  # they parse their own arguments
+        return run_incident_command(argv[0], argv[1:])
     args = _parser().parse_args(argv)
     try:
         return _dispatch(args, argv)

@@ -1,6 +1,6 @@
 """The request pipeline, in order, and nothing else.
 
-    identify → authorize → guard → forward → minimize → record
+    identify → revoked? → authorize → contain → guard → forward → minimize → record
 
 Each stage lives in its own module and writes what it decided onto the
 request's `Decision`; audit, metrics and traces read it at the end.
@@ -14,7 +14,7 @@ import re
 import secrets
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import orjson
@@ -65,6 +65,22 @@ class PolicySource(Protocol):
     def current(self) -> PolicySet: ...
 
 
+class IncidentSteps(Protocol):
+    """Revocations and containment switches (vigie.incident): the SOC's levers."""
+
+    def check_revoked(self, identity: Identity, principal: str, decision: Decision) -> None: ...
+
+    def contain(self, grant: Grant, decision: Decision) -> Grant: ...
+
+
+class NoIncidents:
+    def check_revoked(self, identity: Identity, principal: str, decision: Decision) -> None:
+        return None
+
+    def contain(self, grant: Grant, decision: Decision) -> Grant:
+        return grant
+
+
 class AuditSink(Protocol):
     def record(self, decision: Decision, principal: str | None) -> None: ...
 
@@ -85,6 +101,7 @@ class Stages:
     tracing: Tracing
     pseudonymizer: Pseudonymizer
     default_mode: Mode
+    incidents: IncidentSteps = field(default_factory=NoIncidents)
 
 
 class Proxy:
@@ -125,7 +142,9 @@ class Proxy:
                 identity = await s.authenticator.authenticate(_credentials(headers))
                 decision.subject = identity.subject
                 principal = s.pseudonymizer.principal(identity.client, identity.subject)
-                grant = self._authorize(scope, identity, decision)
+                s.incidents.check_revoked(identity, principal, decision)  # 401 revoked
+                grant = s.incidents.contain(self._authorize(scope, identity, decision),
+                                            decision)  # 403 contained, or the least form
             with s.tracing.stage("guard"):
                 await s.guard.admit(identity, grant, decision)
             with s.tracing.stage("upstream"):
