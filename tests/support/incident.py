@@ -53,11 +53,24 @@ class IncidentStack:
         return self.h.tmp / "admin.token"
 
 
+WRITE_ROUTE = """\
+  - name: update-patient
+    methods: [POST]
+    path: /patients/{id}
+    scopes: [patient.read]
+"""
+
+
+def incident_policy(client: str) -> str:
+    """The guard_e2e policy (read, search) and a write route, for read-only containment."""
+    return policy_text(client).replace("limits:\n", WRITE_ROUTE + "limits:\n", 1)
+
+
 def incident_stack(folder: Path, client: str, keys: Keys, *, redis_url: str | None = None,
                    config: str = "") -> IncidentStack:
     folder.mkdir(parents=True, exist_ok=True)
     extra, env = guard_config(folder, redis_url)
-    h = start(Harness(folder, {"client.yaml": policy_text(client)}, config=extra + config,
+    h = start(Harness(folder, {"client.yaml": incident_policy(client)}, config=extra + config,
                       env=env, keys=keys))
     return IncidentStack(h, client)
 
