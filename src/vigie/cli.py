@@ -50,14 +50,10 @@ def _parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser("audit", help="verify the audit log, list exposed patients")
     asub = audit.add_subparsers(dest="audit_command", required=True)
-    verify = asub.add_parser("verify", help="check the hash chain")
-    verify.add_argument("files", nargs="+")
-    exposed = asub.add_parser("exposed", help="patients a client received in a window")
-    exposed.add_argument("file")
-    exposed.add_argument("--client", required=True)
-    exposed.add_argument("--since")
-    exposed.add_argument("--until")
-    exposed.add_argument("--user", help="only this user (its pseudonym, as in the log)")
+    # Each parses its own arguments (vigie.audit.cli); listed here for `vigie audit --help`.
+    asub.add_parser("verify", help="check the hash chain", add_help=False)
+    asub.add_parser("exposed", add_help=False,
+                    help="patients a client or a principal received in a window")
     add_incident_commands(sub)
     return parser
 
@@ -74,6 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in INCIDENT_COMMANDS:  # they parse their own arguments
         return run_incident_command(argv[0], argv[1:])
+    if argv[:1] == ["audit"] and argv[1:2] in (["verify"], ["exposed"]):
+        from vigie import audit
+
+        return audit.main_verify(argv[2:]) if argv[1] == "verify" else audit.main_exposed(
+            argv[2:])
     args = _parser().parse_args(argv)
     try:
         return _dispatch(args, argv)
@@ -100,13 +101,6 @@ def _dispatch(args: argparse.Namespace, argv: list[str]) -> int:
         return int(attack_main(args.style, args.budget_seconds, args.json))
     if args.command == "policy":
         return _policy(args)
-    if args.command == "audit":
-        from vigie import audit
-
-        rest = argv[argv.index(args.audit_command) + 1:]
-        if args.audit_command == "verify":
-            return audit.main_verify(rest)
-        return audit.main_exposed(rest)
     return 2
 
 
