@@ -97,3 +97,15 @@ def test_bad_switches_are_refused_with_a_clear_error(stacks) -> None:
         assert words in answer.json()["detail"], answer.text
     assert s.api("GET", "/incident/containments").json()["containments"] == []
     assert s.get("/patients/1").status_code == 200
+
+
+def test_under_minimal_a_nir_never_leaves_not_even_from_a_kept_field(stacks) -> None:
+    s = stacks()
+    nir_value = "185057800608491"
+    s.h.upstream.reply(json={"id": "8", "last_name": nir_value})
+    assert s.get("/patients/8").json()["last_name"] == nir_value  # `keep` of a whole NIR
+    assert s.api("PUT", f"/incident/containments/{s.client}",
+                 {"mode": "minimal", "reason": "INC-8", "for": "1h"}).status_code == 201
+    answer = s.get("/patients/8")
+    assert answer.status_code == 200 and nir_value not in answer.text
+    assert answer.json()["last_name"].startswith("psn_")

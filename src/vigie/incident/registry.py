@@ -78,6 +78,7 @@ class Incidents:
         self._last_sweep = 0.0
         self._shown_switches: set[tuple[str, str]] = set()
         self._store_up = metrics.incident_store_up.labels(backend=store.backend)
+        self._store_ok = True
 
     # -- the two pipeline steps (vigie.proxy.IncidentSteps) -----------------------------
     def check_revoked(self, identity: Identity, principal: str, decision: Decision) -> None:
@@ -121,11 +122,16 @@ class Incidents:
             if now - self._last_sweep > SWEEP_SECONDS:
                 self._last_sweep = now
                 await self.store.sweep(now)
+            if not self._store_ok:
+                log.info("incident store %s answers again", self.store.backend)
+            self._store_ok = True
             self._store_up.set(1)
         except StoreUnavailable as exc:
+            if self._store_ok:  # once per outage, not every poll
+                log.warning("incident store %s unavailable (%s): enforcing the last known "
+                            "state, retrying", self.store.backend, exc)
+            self._store_ok = False
             self._store_up.set(0)
-            log.warning("incident store %s unavailable (%s): enforcing the last known state",
-                        self.store.backend, exc)
         self._rebuild(now)
 
     async def _push_unconfirmed(self) -> None:

@@ -70,12 +70,17 @@ def timeline(principal: str, audit_files: Iterable[str | os.PathLike[str]],
     for line in lines:
         _request(found, line)
     events = [e for e in _matching(event_files, None, since, until)
-              if e.get("principal") == principal
-              or (e.get("event") == "containment" and (e.get("client") in found.clients
-                                                       or e.get("client") == "*"))]
+              if e.get("principal") == principal or _concerns_client(e, found.clients)]
     for event in sorted(events, key=lambda x: str(x.get("ts"))):
         _event(found, event)
     return found
+
+
+def _concerns_client(event: dict[str, Any], clients: set[str]) -> bool:
+    """A switch or a client-wide revocation of the principal's client (or of every client)."""
+    return (event.get("event") in ("containment", "revocation")
+            and event.get("principal") is None
+            and (event.get("client") in clients or event.get("client") == "*"))
 
 
 def _request(found: Timeline, line: dict[str, Any]) -> None:
