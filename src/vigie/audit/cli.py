@@ -6,28 +6,19 @@ line naming the file). Results go to stdout, explanations to stderr.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Callable
 
+from vigie.argparsing import Parser, UsageError
 from vigie.audit.exposed import exposed, exposed_fields, timestamp_bound
 from vigie.audit.line import GENESIS, is_hash
 from vigie.audit.notification import write_exposed
 from vigie.audit.verify import verify
 
 
-class _UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise _UsageError(f"{self.prog}: {message}")
-
-
 def main_verify(argv: list[str]) -> int:
     """`vigie audit verify FILE [FILE...] [--start HASH|genesis] [--head HASH]`."""
-    parser = _Parser(prog="vigie audit verify",
+    parser = Parser(prog="vigie audit verify",
                      description="Check the hash chain of audit files, given in order.")
     parser.add_argument("files", nargs="+", metavar="FILE",
                         help="audit files, oldest first (rotated files then the live one)")
@@ -38,9 +29,9 @@ def main_verify(argv: list[str]) -> int:
         start = GENESIS if args.start == "genesis" else args.start
         for name, value in (("--start", start), ("--head", args.head)):
             if value is not None and not is_hash(value):
-                raise _UsageError(f"vigie audit verify: {name} must be 64 lowercase hex digits")
+                raise UsageError(f"vigie audit verify: {name} must be 64 lowercase hex digits")
         result = verify(args.files, start=start, head=args.head)
-    except _UsageError as exc:
+    except UsageError as exc:
         print(exc, file=sys.stderr)
         return 2
     except OSError as exc:
@@ -56,7 +47,7 @@ def main_verify(argv: list[str]) -> int:
 def main_exposed(argv: list[str]) -> int:
     """`vigie audit exposed FILE [FILE...] (--client C | --principal P) [--since] [--until]
     [--fields] [--format text|csv|jsonl] [--progress]`."""
-    parser = _Parser(prog="vigie audit exposed",
+    parser = Parser(prog="vigie audit exposed",
                      description="List the distinct patient references a client received.")
     parser.add_argument("files", nargs="+", metavar="FILE",
                         help="audit files (rotated ones and other replicas' too, any order)")
@@ -76,7 +67,7 @@ def main_exposed(argv: list[str]) -> int:
     try:
         args = parser.parse_args(argv)
         if args.client is None and args.principal is None:
-            raise _UsageError("vigie audit exposed: give --client, --principal or both")
+            raise UsageError("vigie audit exposed: give --client, --principal or both")
         window = []
         for name in ("since", "until"):
             value = getattr(args, name)
@@ -84,7 +75,7 @@ def main_exposed(argv: list[str]) -> int:
                 try:
                     bound = timestamp_bound(value, end_of_day=name == "until").decode()
                 except ValueError as exc:
-                    raise _UsageError(f"vigie audit exposed: --{name}: not ISO 8601: "
+                    raise UsageError(f"vigie audit exposed: --{name}: not ISO 8601: "
                                       f"{value!r}") from exc
                 window.append(f"{name} {bound}")
         progress = _progress_bar() if args.progress or sys.stderr.isatty() else None
@@ -98,7 +89,7 @@ def main_exposed(argv: list[str]) -> int:
         if progress is not None:
             sys.stderr.write("\n")
         count = write_exposed(sys.stdout, rows, args.format)
-    except _UsageError as exc:
+    except UsageError as exc:
         print(exc, file=sys.stderr)
         return 2
     except OSError as exc:

@@ -17,7 +17,7 @@ A raw `sub` given to revoke a user is turned into its audit pseudonym here and n
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -39,6 +39,7 @@ from vigie.incident.stores import StoreUnavailable
 
 Authorize = Callable[[Request], Response | None]
 PrincipalOf = Callable[[str, str], str]
+Handler = Callable[[Request], Awaitable[Response]]
 
 NOT_CONFIRMED = ("NOT confirmed by the {backend} store: enforced on this replica only, "
                  "retried every second; other replicas may still accept it")
@@ -53,105 +54,81 @@ def incident_routes(incidents: Incidents, authorized: Authorize, admin_token: st
         name = request.headers.get("x-vigie-operator") or "unnamed"
         return f"{check_name(name, 'operator')} (admin token {fingerprint})"
 
+    def endpoint(handler: Handler) -> Handler:
+        """Behind the admin token; bad input 400, an unknown client 404."""
+        async def guarded(request: Request) -> Response:
+            refused = authorized(request)
+            if refused is not None:
+                return refused
+            try:
+                return await handler(request)
+            except UnknownClient as exc:
+                return _problem(404, str(exc))
+            except IncidentInputError as exc:
+                return _problem(400, str(exc))
+        return guarded
+
+    def removal(param: str, remove: Callable[[str, str], Awaitable[object | None]],
+                noun: str, listing: str) -> Handler:
+        """DELETE: 204; 404 when nothing of that name is in force; 503 when the store
+        cannot confirm (nothing is lifted halfway)."""
+        async def handler(request: Request) -> Response:
+            target = request.path_params[param]
+            try:
+                found = await remove(target, operator(request))
+            except StoreUnavailable:
+                return _problem(503, f"NOT lifted: the {incidents.store.backend} store is "
+                                     f"unavailable; the {noun} stays in force; retry")
+            if found is None:
+                return _problem(404, f"no {noun} in force for {target!r} "
+                                     f"(`{listing}`; an expired one ended by itself)")
+            return Response(status_code=204)
+        return endpoint(handler)
+
     async def list_revocations(request: Request) -> Response:
-        refused = authorized(request)
-        if refused is not None:
-            return refused
         active, _ = incidents.state.active(incidents.now())
         return JSONResponse(_listing(incidents, "revocations",
                                      [_shown(r.as_json()) for r in active]))
 
     async def revoke(request: Request) -> Response:
-        refused = authorized(request)
-        if refused is not None:
-            return refused
-        try:
-            body = await _body(request)
-            kind = _choice(RevocationKind, body.get("kind"), "kind")
-            client = body.get("client")
-            principal = body.get("principal")
-            if kind is RevocationKind.USER and principal is None and "sub" in body:
-                if principal_of is None:
-                    raise IncidentInputError("sub: revoking by raw sub needs pseudonym_key_file "
-                                             "(give the principal from the audit log instead)")
-                principal = principal_of(check_name(client, "client"),
-                                         check_name(body["sub"], "sub"))
-            before = body.get("issued_before")
-            change = await incidents.revoke(
-                kind, client=client, principal=principal, jti=body.get("jti"),
-                issued_before=None if before is None else parse_time(before, "issued_before"),
-                reason=body.get("reason"), by=operator(request))
-        except UnknownClient as exc:
-            return _problem(404, str(exc))
-        except IncidentInputError as exc:
-            return _problem(400, str(exc))
+        body = await _body(request)
+        kind = _choice(RevocationKind, body.get("kind"), "kind")
+        client = body.get("client")
+        principal = body.get("principal")
+        if kind is RevocationKind.USER and principal is None and "sub" in body:
+            if principal_of is None:
+                raise IncidentInputError("sub: revoking by raw sub needs pseudonym_key_file "
+                                         "(give the principal from the audit log instead)")
+            principal = principal_of(check_name(client, "client"),
+                                     check_name(body["sub"], "sub"))
+        before = body.get("issued_before")
+        change = await incidents.revoke(
+            kind, client=client, principal=principal, jti=body.get("jti"),
+            issued_before=None if before is None else parse_time(before, "issued_before"),
+            reason=body.get("reason"), by=operator(request))
         return _changed(incidents, "revocation", change)
 
-    async def lift(request: Request) -> Response:
-        refused = authorized(request)
-        if refused is not None:
-            return refused
-        ident = request.path_params["id"]
-        try:
-            found = await incidents.lift(ident, operator(request))
-        except IncidentInputError as exc:
-            return _problem(400, str(exc))
-        except StoreUnavailable:
-            return _problem(503, f"NOT lifted: the {incidents.store.backend} store is "
-                                 "unavailable; the revocation stays in force; retry")
-        if found is None:
-            return _problem(404, f"no revocation in force has id {ident!r} "
-                                 "(`vigie revoke list`; an expired one ended by itself)")
-        return Response(status_code=204)
-
     async def list_containments(request: Request) -> Response:
-        refused = authorized(request)
-        if refused is not None:
-            return refused
         _, active = incidents.state.active(incidents.now())
         return JSONResponse(_listing(incidents, "containments",
                                      [_shown(c.as_json()) for c in active]))
 
     async def contain(request: Request) -> Response:
-        refused = authorized(request)
-        if refused is not None:
-            return refused
-        try:
-            body = await _body(request)
-            mode = _choice(ContainMode, body.get("mode"), "mode")
-            expires = _expiry(body, incidents.now())
-            change = await incidents.set_switch(request.path_params["scope"], mode,
-                                                reason=body.get("reason"),
-                                                by=operator(request), expires=expires)
-        except UnknownClient as exc:
-            return _problem(404, str(exc))
-        except IncidentInputError as exc:
-            return _problem(400, str(exc))
+        body = await _body(request)
+        mode = _choice(ContainMode, body.get("mode"), "mode")
+        change = await incidents.set_switch(request.path_params["scope"], mode,
+                                            reason=body.get("reason"), by=operator(request),
+                                            expires=_expiry(body, incidents.now()))
         return _changed(incidents, "containment", change)
 
-    async def release(request: Request) -> Response:
-        refused = authorized(request)
-        if refused is not None:
-            return refused
-        scope = request.path_params["scope"]
-        try:
-            found = await incidents.release(scope, operator(request))
-        except IncidentInputError as exc:
-            return _problem(400, str(exc))
-        except StoreUnavailable:
-            return _problem(503, f"NOT released: the {incidents.store.backend} store is "
-                                 "unavailable; the switch stays in force; retry")
-        if found is None:
-            return _problem(404, f"no switch in force for {scope!r} "
-                                 "(`vigie contain list`; an expired one ended by itself)")
-        return Response(status_code=204)
-
+    lift = removal("id", incidents.lift, "revocation", "vigie revoke list")
+    release = removal("scope", incidents.release, "switch", "vigie contain list")
     return [
-        Route("/incident/revocations", list_revocations, methods=["GET"]),
-        Route("/incident/revocations", revoke, methods=["POST"]),
+        Route("/incident/revocations", endpoint(list_revocations), methods=["GET"]),
+        Route("/incident/revocations", endpoint(revoke), methods=["POST"]),
         Route("/incident/revocations/{id}", lift, methods=["DELETE"]),
-        Route("/incident/containments", list_containments, methods=["GET"]),
-        Route("/incident/containments/{scope}", contain, methods=["PUT"]),
+        Route("/incident/containments", endpoint(list_containments), methods=["GET"]),
+        Route("/incident/containments/{scope}", endpoint(contain), methods=["PUT"]),
         Route("/incident/containments/{scope}", release, methods=["DELETE"]),
     ]
 

@@ -24,16 +24,9 @@ from typing import Any
 
 import httpx
 
+from vigie.argparsing import Parser, UsageError
+
 DEFAULT_ADMIN = "http://127.0.0.1:9090"
-
-
-class _UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise _UsageError(f"{self.prog}: {message}")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -54,8 +47,8 @@ def _login() -> str:
 
 
 def main_revoke(argv: list[str]) -> int:
-    parser = _Parser(prog="vigie revoke", description="Revoke tokens at the proxy.")
-    sub = parser.add_subparsers(dest="what", required=True, parser_class=_Parser)
+    parser = Parser(prog="vigie revoke", description="Revoke tokens at the proxy.")
+    sub = parser.add_subparsers(dest="what", required=True, parser_class=Parser)
     client = sub.add_parser("client", help="every token of a client issued before a time")
     client.add_argument("client")
     user = sub.add_parser("user", help="every token of one user issued before a time")
@@ -77,10 +70,9 @@ def main_revoke(argv: list[str]) -> int:
     _common(lift)
     try:
         args = parser.parse_args(argv)
-        if args.what == "list":
-            return _list(args, "revocations")
-        if args.what == "lift":
-            return _delete(args, f"/incident/revocations/{args.id}", f"revocation {args.id}")
+        if args.what in ("list", "lift"):
+            return _list_or_lift(args, "revocations", args.what == "lift" and args.id,
+                                 "revocation")
         body: dict[str, Any] = {"kind": args.what, "reason": args.reason}
         if args.what == "jti":
             body["jti"] = args.jti
@@ -92,10 +84,10 @@ def main_revoke(argv: list[str]) -> int:
                 body["issued_before"] = args.issued_before
         if args.what == "user":
             if (args.principal is None) == (args.sub is None):
-                raise _UsageError("vigie revoke user: give the PRINCIPAL (psn_...) or --sub")
+                raise UsageError("vigie revoke user: give the PRINCIPAL (psn_...) or --sub")
             body["principal" if args.principal else "sub"] = args.principal or args.sub
         return _change(args, "POST", "/incident/revocations", body, "revocation")
-    except _UsageError as exc:
+    except UsageError as exc:
         print(exc, file=sys.stderr)
         return 2
 
@@ -103,9 +95,9 @@ def main_revoke(argv: list[str]) -> int:
 def main_contain(argv: list[str]) -> int:
     if argv and argv[0] not in ("list", "lift", "set", "-h", "--help"):
         argv = ["set", *argv]
-    parser = _Parser(prog="vigie contain",
+    parser = Parser(prog="vigie contain",
                      description="Containment switches: deny, read-only or minimal.")
-    sub = parser.add_subparsers(dest="what", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="what", required=True, parser_class=Parser)
     switch = sub.add_parser("set", help="set a switch (the default sub-command)")
     switch.add_argument("scope", metavar="CLIENT", help="a client, or '*' for every client")
     switch.add_argument("mode", choices=["deny", "read-only", "minimal"])
@@ -120,11 +112,9 @@ def main_contain(argv: list[str]) -> int:
     _common(lift)
     try:
         args = parser.parse_args(argv)
-        if args.what == "list":
-            return _list(args, "containments")
-        if args.what == "lift":
-            return _delete(args, f"/incident/containments/{args.scope}",
-                           f"the switch of {args.scope}")
+        if args.what in ("list", "lift"):
+            return _list_or_lift(args, "containments", args.what == "lift" and args.scope,
+                                 "the switch of")
         body: dict[str, Any] = {"mode": args.mode, "reason": args.reason}
         if args.duration:
             body["for"] = args.duration
@@ -132,7 +122,7 @@ def main_contain(argv: list[str]) -> int:
             body["expires"] = args.until
         return _change(args, "PUT", f"/incident/containments/{args.scope}", body,
                        "containment")
-    except _UsageError as exc:
+    except UsageError as exc:
         print(exc, file=sys.stderr)
         return 2
 
@@ -140,19 +130,19 @@ def main_contain(argv: list[str]) -> int:
 def _request(args: argparse.Namespace, method: str, path: str,
              body: dict[str, Any] | None = None) -> httpx.Response:
     if not args.token_file:
-        raise _UsageError("the admin token is needed: --token-file FILE or "
+        raise UsageError("the admin token is needed: --token-file FILE or "
                           "VIGIE_ADMIN_TOKEN_FILE (the file of admin.token_file)")
     try:
         token = Path(args.token_file).read_text(encoding="utf-8").strip()
     except OSError as exc:
-        raise _UsageError(f"{args.token_file}: cannot read the admin token: "
+        raise UsageError(f"{args.token_file}: cannot read the admin token: "
                           f"{exc.strerror}") from None
     headers = {"Authorization": f"Bearer {token}", "X-Vigie-Operator": args.operator}
     try:
         return httpx.request(method, args.admin.rstrip("/") + path, json=body,
                              headers=headers, timeout=10)
     except httpx.HTTPError as exc:
-        raise _UsageError(f"{args.admin}: admin listener unreachable ({type(exc).__name__}); "
+        raise UsageError(f"{args.admin}: admin listener unreachable ({type(exc).__name__}); "
                           "NOTHING was changed") from None
 
 
@@ -199,7 +189,15 @@ def _describe(what: str, e: dict[str, Any]) -> str:
             f"(by {e['by']}, reason: {e['reason']})")
 
 
-def _list(args: argparse.Namespace, key: str) -> int:
+def _list_or_lift(args: argparse.Namespace, key: str, target: str | bool,
+                  noun: str) -> int:
+    """`list` (target False) or `lift TARGET` of the revocations or the containments."""
+    if target:
+        response = _request(args, "DELETE", f"/incident/{key}/{target}")
+        if response.status_code != 204:
+            return _refused(response)
+        print(f"lifted {noun} {target}")
+        return 0
     response = _request(args, "GET", f"/incident/{key}")
     if response.status_code != 200:
         return _refused(response)
@@ -213,12 +211,4 @@ def _list(args: argparse.Namespace, key: str) -> int:
     print(f"{len(answer[key])} {key} in force ({answer['store']} store"
           + (f", {answer['unconfirmed']} NOT confirmed" if answer["unconfirmed"] else "")
           + ")", file=sys.stderr)
-    return 0
-
-
-def _delete(args: argparse.Namespace, path: str, what: str) -> int:
-    response = _request(args, "DELETE", path)
-    if response.status_code != 204:
-        return _refused(response)
-    print(f"lifted {what}")
     return 0

@@ -6,27 +6,18 @@ an unreadable file), with one line that names it.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 import orjson
 
+from vigie.argparsing import Parser, UsageError
 from vigie.audit.exposed import timestamp_bound
 from vigie.incident.timeline import render, timeline
 
 
-class _UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise _UsageError(f"{self.prog}: {message}")
-
-
 def main_incident(argv: list[str]) -> int:
-    parser = _Parser(prog="vigie incident", description="Incident reports.")
-    sub = parser.add_subparsers(dest="what", required=True, parser_class=_Parser)
+    parser = Parser(prog="vigie incident", description="Incident reports.")
+    sub = parser.add_subparsers(dest="what", required=True, parser_class=Parser)
     line = sub.add_parser("timeline", help="one principal's timeline, for a notification")
     line.add_argument("audit", nargs="+", metavar="AUDIT_FILE",
                       help="audit files (rotated ones and other replicas' too)")
@@ -45,11 +36,11 @@ def main_incident(argv: list[str]) -> int:
                 try:
                     bounds[name] = timestamp_bound(value, end_of_day=name == "until").decode()
                 except ValueError:
-                    raise _UsageError(f"vigie incident timeline: --{name}: not ISO 8601: "
+                    raise UsageError(f"vigie incident timeline: --{name}: not ISO 8601: "
                                       f"{value!r} (example: 2026-12-04T15:30:00Z)") from None
         found = timeline(args.principal, args.audit, args.events, bounds.get("since"),
                          bounds.get("until"))
-    except _UsageError as exc:
+    except UsageError as exc:
         print(exc, file=sys.stderr)
         return 2
     except OSError as exc:
