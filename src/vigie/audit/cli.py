@@ -68,16 +68,8 @@ def main_exposed(argv: list[str]) -> int:
         args = parser.parse_args(argv)
         if args.client is None and args.principal is None:
             raise UsageError("vigie audit exposed: give --client, --principal or both")
-        window = []
-        for name in ("since", "until"):
-            value = getattr(args, name)
-            if value is not None:
-                try:
-                    bound = timestamp_bound(value, end_of_day=name == "until").decode()
-                except ValueError as exc:
-                    raise UsageError(f"vigie audit exposed: --{name}: not ISO 8601: "
-                                      f"{value!r}") from exc
-                window.append(f"{name} {bound}")
+        window = [f"{name} {bound}" for name, bound in window_bounds(
+            "vigie audit exposed", args.since, args.until).items()]
         progress = _progress_bar() if args.progress or sys.stderr.isatty() else None
         query = (args.files, args.client, args.since, args.until, args.principal)
         rows: list[tuple[str, dict[str, set[str]] | None]]
@@ -114,3 +106,17 @@ def _progress_bar() -> Callable[[int, int], None]:
                          f"{share:4.0%} of {total / 1e6:,.0f} MB")
         sys.stderr.flush()
     return show
+
+
+def window_bounds(prog: str, since: str | None, until: str | None) -> dict[str, str]:
+    """`{"since": ..., "until": ...}` as audit timestamps, for the bounds given (inclusive;
+    a date alone is its whole day); UsageError naming the option otherwise."""
+    bounds = {}
+    for name, value in (("since", since), ("until", until)):
+        if value is not None:
+            try:
+                bounds[name] = timestamp_bound(value, end_of_day=name == "until").decode()
+            except ValueError:
+                raise UsageError(f"{prog}: --{name}: not ISO 8601: {value!r} "
+                                 "(example: 2026-12-04T15:30:00Z)") from None
+    return bounds

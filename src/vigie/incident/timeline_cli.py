@@ -11,7 +11,7 @@ import sys
 import orjson
 
 from vigie.argparsing import Parser, UsageError
-from vigie.audit.exposed import timestamp_bound
+from vigie.audit.cli import window_bounds
 from vigie.incident.timeline import render, timeline
 
 
@@ -29,15 +29,7 @@ def main_incident(argv: list[str]) -> int:
     line.add_argument("--format", choices=["text", "json"], default="text")
     try:
         args = parser.parse_args(argv)
-        bounds = {}
-        for name in ("since", "until"):
-            value = getattr(args, name)
-            if value is not None:
-                try:
-                    bounds[name] = timestamp_bound(value, end_of_day=name == "until").decode()
-                except ValueError:
-                    raise UsageError(f"vigie incident timeline: --{name}: not ISO 8601: "
-                                      f"{value!r} (example: 2026-12-04T15:30:00Z)") from None
+        bounds = window_bounds("vigie incident timeline", args.since, args.until)
         found = timeline(args.principal, args.audit, args.events, bounds.get("since"),
                          bounds.get("until"))
     except UsageError as exc:
