@@ -31,6 +31,7 @@ from vigie.errors import (
 )
 from vigie.forward import Forwarder, request_headers
 from vigie.guard import Guard
+from vigie.incident.steps import IncidentSteps, NoIncidents
 from vigie.messages import Headers, OutgoingResponse, UpstreamResponse
 from vigie.minimize import Minimizer, nir
 from vigie.paths import normalize
@@ -63,22 +64,6 @@ class Authenticating(Protocol):
 class PolicySource(Protocol):
     @property
     def current(self) -> PolicySet: ...
-
-
-class IncidentSteps(Protocol):
-    """Revocations and containment switches (vigie.incident): the SOC's levers."""
-
-    def check_revoked(self, identity: Identity, principal: str, decision: Decision) -> None: ...
-
-    def contain(self, grant: Grant, decision: Decision) -> Grant: ...
-
-
-class NoIncidents:
-    def check_revoked(self, identity: Identity, principal: str, decision: Decision) -> None:
-        return None
-
-    def contain(self, grant: Grant, decision: Decision) -> Grant:
-        return grant
 
 
 class AuditSink(Protocol):
