@@ -109,6 +109,10 @@ def test_revocations_survive_a_restart_with_a_state_file(stacks, tmp_path) -> No
                     "reason": "INC-9"})
     assert answer.status_code == 201 and answer.json()["persistent"] is True, answer.text
     assert "dr-mallory" not in state.read_text()  # the raw sub is never stored
+    auth0_style = s.api("POST", "/incident/revocations",
+                        {"kind": "user", "client": s.client, "sub": "auth0|5f2a/x=",
+                         "reason": "INC-9"})
+    assert auth0_style.status_code == 201, auth0_style.text
     s.h.stop()
     s.h._start()
     assert s.get("/patients/1", sub="dr-mallory").status_code == 401

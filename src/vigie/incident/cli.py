@@ -95,8 +95,10 @@ def main_revoke(argv: list[str]) -> int:
 def main_contain(argv: list[str]) -> int:
     if argv and argv[0] not in ("list", "lift", "set", "-h", "--help"):
         argv = ["set", *argv]
-    parser = Parser(prog="vigie contain",
-                     description="Containment switches: deny, read-only or minimal.")
+    parser = Parser(prog="vigie contain", description=(
+        "Containment switches: vigie contain CLIENT|'*' deny|read-only|minimal --reason R "
+        "(--for 2h | --until T) ('set' is implied); vigie contain list; "
+        "vigie contain lift CLIENT."))
     sub = parser.add_subparsers(dest="what", required=True, parser_class=Parser)
     switch = sub.add_parser("set", help="set a switch (the default sub-command)")
     switch.add_argument("scope", metavar="CLIENT", help="a client, or '*' for every client")

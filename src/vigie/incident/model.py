@@ -23,7 +23,7 @@ from vigie.minimize import nir
 GLOBAL = "*"  # the containment scope of every client
 MAX_REASON = 200
 _TEXT = re.compile(r"[\w .,:;#/()'@+=-]{1,200}")
-_NAME = re.compile(r"[A-Za-z0-9._@:+-]{1,128}")
+_NAME = re.compile(r"[A-Za-z0-9._@:+|/=~-]{1,256}")  # clients, pseudonyms, subs, jtis
 _DURATION = re.compile(r"(\d+)\s*([smhd])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -149,8 +149,8 @@ def check_reason(value: Any) -> str:
 
 def check_name(value: Any, what: str) -> str:
     if not isinstance(value, str) or not _NAME.fullmatch(value):
-        raise IncidentInputError(f"{what}: expected 1-128 characters among letters, digits "
-                                 f"and . _ @ : + -, got {_shown(value)}")
+        raise IncidentInputError(f"{what}: expected 1-256 characters among letters, digits "
+                                 f"and . _ @ : + | / = ~ -, got {_shown(value)}")
     if nir.contains(value):
         raise IncidentInputError(f"{what}: must not contain a NIR")
     return value
