@@ -16,12 +16,14 @@ from vigie.incident.model import (
     CLOCK_SKEW_SECONDS,
     ContainMode,
     IncidentInputError,
+    Revocation,
     RevocationKind,
     check_reason,
     parse_duration,
     parse_time,
 )
 from vigie.incident.registry import SWEEP_SECONDS, Incidents, UnknownClient
+from vigie.incident.state import IncidentState
 from vigie.incident.stores import FileStore, MemoryStore, StoreUnavailable
 from vigie.policy.model import (
     Action,
@@ -173,3 +175,37 @@ def test_the_least_form_pseudonymizes_kept_fields_and_keeps_the_reference() -> N
     without_key = least_form(ROUTE, can_pseudonymize=False)
     assert forms_of(without_key) == {"id": "clear", "last_name": "masked",
                                      "birth_date": "generalized"}
+
+
+REVOCATION = st.builds(
+    lambda kind, client, principal, jti, before, ttl: Revocation(
+        id=f"rev_{before}_{ttl}_{jti}", kind=kind, client=client if kind is not
+        RevocationKind.JTI or client != "any" else None,
+        principal=principal if kind is RevocationKind.USER else None,
+        jti=jti if kind is RevocationKind.JTI else None, issued_before=float(before),
+        expires=float(before + ttl), reason="r", by="b", created=0.0),
+    st.sampled_from(list(RevocationKind)), st.sampled_from(["gp", "lab", "any"]),
+    st.sampled_from(["psn_a", "psn_b"]), st.sampled_from(["j1", "j2"]),
+    st.integers(0, 100), st.integers(1, 100))
+
+
+@given(st.lists(REVOCATION, max_size=8), st.sampled_from(["gp", "lab"]),
+       st.sampled_from(["psn_a", "psn_b"]), st.sampled_from(["j1", "j2", None]),
+       st.one_of(st.none(), st.integers(-50, 150).map(float)), st.integers(0, 200))
+def test_the_index_agrees_with_reading_every_revocation(revocations, client, principal, jti,
+                                                        issued_at, now) -> None:
+    def covers(r: Revocation) -> bool:
+        if r.expires <= now:
+            return False
+        if r.kind is RevocationKind.JTI:
+            return r.jti == jti and r.client in (None, client)
+        target = r.client == client and (r.kind is RevocationKind.CLIENT
+                                         or r.principal == principal)
+        return target and (issued_at is None
+                           or issued_at < r.issued_before + CLOCK_SKEW_SECONDS)
+
+    state = IncidentState.of(revocations, [])
+    found = state.revoked(client, principal, jti, issued_at, float(now))
+    expected = [r for r in state.revocations.values() if covers(r)]
+    assert (found is not None) == bool(expected)
+    assert found is None or found in expected
