@@ -117,6 +117,10 @@ def test_unknown_clients_and_past_switches_are_refused(tmp_path: Path) -> None:
         with pytest.raises(IncidentInputError, match="already be over"):
             await registry.set_switch("gp", ContainMode.DENY, reason="x", by="soc",
                                       expires=clock.now - 1)
+        with pytest.raises(IncidentInputError, match="has expired already"):
+            await registry.revoke(RevocationKind.CLIENT, client="gp", principal=None,
+                                  jti=None, issued_before=clock.now - LIFETIME - 60,
+                                  reason="x", by="soc")
         with pytest.raises(IncidentInputError, match="30 days"):
             await registry.revoke(RevocationKind.CLIENT, client="gp", principal=None,
                                   jti=None, issued_before=clock.now + 31 * 86400,

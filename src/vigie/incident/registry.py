@@ -31,6 +31,7 @@ from vigie.incident.model import (
     RevocationKind,
     check_name,
     check_reason,
+    iso,
     new_revocation_id,
 )
 from vigie.incident.revocation import check_revoked
@@ -79,6 +80,7 @@ class Incidents:
         self._shown_switches: set[tuple[str, str]] = set()
         self._store_up = metrics.incident_store_up.labels(backend=store.backend)
         self._store_ok = True
+        self._changed = True  # rebuild the request-path state at the next sync
 
     # -- the two pipeline steps (vigie.proxy.IncidentSteps) -----------------------------
     def check_revoked(self, identity: Identity, principal: str, decision: Decision) -> None:
@@ -119,6 +121,7 @@ class Incidents:
                 revocations, containments = await self.store.load()
                 self._stored = IncidentState.of(revocations, containments)
                 self._version = version
+                self._changed = True
             if now - self._last_sweep > SWEEP_SECONDS:
                 self._last_sweep = now
                 await self.store.sweep(now)
@@ -132,21 +135,27 @@ class Incidents:
                             "state, retrying", self.store.backend, exc)
             self._store_ok = False
             self._store_up.set(0)
-        self._rebuild(now)
+        if self._changed:
+            self._rebuild(now)
+        else:
+            self._show(now)  # switches and revocations end with time, not only with changes
 
     async def _push_unconfirmed(self) -> None:
         for revocation in list(self._unconfirmed_r.values()):
             await self.store.put_revocation(revocation)
             self._unconfirmed_r.pop(revocation.id, None)
             self._version = None
+            self._changed = True
             log.info("revocation %s confirmed by the store", revocation.id)
         for switch in list(self._unconfirmed_c.values()):
             await self.store.put_containment(switch)
             self._unconfirmed_c.pop(switch.scope, None)
             self._version = None
+            self._changed = True
             log.info("containment of %s confirmed by the store", switch.scope)
 
     def _rebuild(self, now: float) -> None:
+        self._changed = False
         revocations = {**self._stored.revocations, **self._unconfirmed_r}
         containments = dict(self._stored.containments)
         for scope, switch in self._unconfirmed_c.items():
@@ -185,7 +194,12 @@ class Incidents:
         if before > now + MAX_AHEAD_SECONDS:
             raise IncidentInputError("issued_before: at most 30 days ahead")
         # Every token it covers was issued before `before`: none outlives the longest lifetime.
-        expires = max(before, now) + self._max_lifetime + CLOCK_SKEW_SECONDS
+        expires = before + self._max_lifetime + CLOCK_SKEW_SECONDS
+        if expires <= now:
+            raise IncidentInputError(
+                f"issued_before: every token issued before {iso(before)} has expired already "
+                f"(incident.max_token_lifetime_seconds = {self._max_lifetime:.0f}): nothing "
+                "to revoke")
         revocation = Revocation(
             id=new_revocation_id(), kind=kind, client=client,
             principal=principal if kind is RevocationKind.USER else None,
