@@ -73,7 +73,8 @@ class Vigie:
         authenticator = Authenticator(settings.issuers, metrics)
         audit = AuditLog(settings.audit, metrics)
         incidents = build_incidents(settings, metrics, lambda: policies.current.clients,
-                                    can_pseudonymize=record_pseudonymizer is not None)
+                                    can_pseudonymize=record_pseudonymizer is not None,
+                                    audit=audit)
         stages = Stages(
             authenticator=authenticator,
             policies=policies,

@@ -32,6 +32,11 @@ def test_deny_refuses_everything_with_403_until_lifted(stacks) -> None:
         "containment", "contain", "deny", s.client)
     assert event["by"].startswith("soc-alice (admin token ") and event["reason"] == \
         "INC-1 extraction"
+    admin_line = s.h.audit_lines()[0]  # the act itself, in the hash chain
+    assert (admin_line["route"], admin_line["method"], admin_line["status"],
+            admin_line["client"], admin_line["reason"], admin_line["patients"]) == (
+        "incident", "PUT", 201, s.client, "contain:deny", [])
+    assert admin_line["principal"] == event["by"]
 
     assert s.api("DELETE", f"/incident/containments/{s.client}").status_code == 204
     assert s.get("/patients/1").status_code == 200

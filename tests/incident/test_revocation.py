@@ -35,6 +35,9 @@ def test_a_revoked_user_gets_401_invalid_token_audited_and_counted(stacks) -> No
     assert refused.status_code == 401
     assert refused.headers["www-authenticate"] == 'Bearer realm="vigie", error="invalid_token"'
     assert s.get("/patients/43", sub="dr-watson").status_code == 200  # other users pass
+    act = s.h.audit_lines()[1]
+    assert (act["route"], act["method"], act["reason"], act["request_id"]) == (
+        "incident", "POST", f"revoke:user:{principal}", body["revocation"]["id"])
     line = s.h.audit_lines()[-2]
     assert (line["status"], line["reason"], line["principal"], line["client"]) == (
         401, "revoked", principal, s.client)

@@ -1,31 +1,48 @@
-"""Every revocation and switch, set or lifted, as a security event line (the SIEM stream).
+"""Every revocation and switch, set or lifted: a security event and an audit line.
 
-Same stream and keys as the guard's events (`guard.events_path`), plus who did it and
-why: `{"ts", "event", "client", "principal", "signal", "score", "action", "mode", "id",
-"by", "reason", "expires", "confirmed"}`. `event` is `revocation` or `containment`;
-`action` is `revoke`, `lift`, `contain` or `release`; `signal` names the kind or mode.
-The line is written with one unbuffered append, so it never interleaves with the guard's.
+The security event goes to the guard's stream (`guard.events_path`) with its keys, plus
+who did it and why: `{"ts", "event", "client", "principal", "signal", "score", "action",
+"mode", "id", "by", "reason", "expires", "confirmed"}`. `event` is `revocation` or
+`containment`; `action` is `revoke`, `lift`, `contain` or `release`; `signal` names the
+kind or mode. It is written with one unbuffered append, so it never interleaves with the
+guard's lines.
+
+The audit line makes the act tamper-evident in the hash chain: `route` `incident`, the
+admin API's `method` and `status`, `principal` the operator (`by`), `client` the target
+(`*`: every client), `request_id` the revocation id (or a switch id), `reason`
+`<action>:<kind or mode>[:<target principal>]`; no patients, no free text.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import secrets
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
+from vigie.context import Decision
+from vigie.errors import VigieError
 from vigie.incident.model import Containment, Revocation, iso
 
 log = logging.getLogger("vigie.incident.events")
 
 
+METHODS = {"revoke": "POST", "lift": "DELETE", "contain": "PUT", "release": "DELETE"}
+
+
+class AuditRecorder(Protocol):
+    def record(self, decision: Decision, principal: str | None) -> None: ...
+
+
 class IncidentEvents:
-    def __init__(self, path: str = "-") -> None:
+    def __init__(self, path: str = "-", audit: AuditRecorder | None = None) -> None:
         self.path = path
+        self._audit = audit
         self._lock = threading.Lock()
         self._fd: int | None = None
 
@@ -56,6 +73,7 @@ class IncidentEvents:
         }
         log.info("%s %s client=%s kind=%s id=%s by=%s confirmed=%s", event, action, client,
                  signal, ident, by, confirmed)
+        self._record(action, client, principal, signal, ident, by, confirmed)
         line = orjson.dumps(record) + b"\n"
         try:
             with self._lock:
@@ -69,6 +87,20 @@ class IncidentEvents:
                 os.write(self._fd, line)
         except (OSError, AttributeError, ValueError) as exc:
             log.error("incident event could not be written: %s", type(exc).__name__)
+
+    def _record(self, action: str, client: str, principal: str | None, signal: str,
+                ident: str, by: str, confirmed: bool) -> None:
+        if self._audit is None:
+            return
+        decision = Decision(
+            request_id=ident if ident.startswith("rev_") else "sw_" + secrets.token_hex(6),
+            method=METHODS[action], client=client, route="incident",
+            status=204 if METHODS[action] == "DELETE" else 201 if confirmed else 202,
+            reason=f"{action}:{signal}" + (f":{principal}" if principal else ""))
+        try:
+            self._audit.record(decision, by)
+        except VigieError as exc:  # the change is made: refusing it now would help nobody
+            log.error("audit line of %s %s not written: %s", action, ident, type(exc).__name__)
 
     def close(self) -> None:
         with self._lock:

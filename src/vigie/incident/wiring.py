@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable, Collection
 
 from vigie.config import Settings
-from vigie.incident.audit_events import IncidentEvents
+from vigie.incident.audit_events import AuditRecorder, IncidentEvents
 from vigie.incident.redis_store import RedisIncidentStore
 from vigie.incident.registry import Incidents
 from vigie.incident.stores import FileStore, IncidentStore, MemoryStore
@@ -20,8 +20,8 @@ log = logging.getLogger("vigie.incident")
 
 
 def build_incidents(settings: Settings, metrics: Metrics,
-                    known_clients: Callable[[], Collection[str]], *,
-                    can_pseudonymize: bool) -> Incidents:
+                    known_clients: Callable[[], Collection[str]], *, can_pseudonymize: bool,
+                    audit: AuditRecorder | None = None) -> Incidents:
     store: IncidentStore
     if settings.redis is not None:
         store = RedisIncidentStore(settings.redis)
@@ -31,6 +31,7 @@ def build_incidents(settings: Settings, metrics: Metrics,
         log.warning("no redis and no incident.state_file: revocations and containment "
                     "switches last until this process stops")
         store = MemoryStore()
-    return Incidents(store, metrics, IncidentEvents(settings.guard.events_path), known_clients,
+    events = IncidentEvents(settings.guard.events_path, audit)
+    return Incidents(store, metrics, events, known_clients,
                      max_token_lifetime_seconds=settings.incident.max_token_lifetime_seconds,
                      can_pseudonymize=can_pseudonymize)
