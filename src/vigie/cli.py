@@ -68,16 +68,15 @@ def _logging() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in INCIDENT_COMMANDS:  # they parse their own arguments
-        return run_incident_command(argv[0], argv[1:])
-    if argv[:1] == ["audit"] and argv[1:2] in (["verify"], ["exposed"]):
-        from vigie import audit
-
-        return audit.main_verify(argv[2:]) if argv[1] == "verify" else audit.main_exposed(
-            argv[2:])
-    args = _parser().parse_args(argv)
     try:
-        return _dispatch(args, argv)
+        if argv and argv[0] in INCIDENT_COMMANDS:  # these parse their own arguments
+            return run_incident_command(argv[0], argv[1:])
+        if argv[:1] == ["audit"] and argv[1:2] in (["verify"], ["exposed"]):
+            from vigie import audit
+
+            run = audit.main_verify if argv[1] == "verify" else audit.main_exposed
+            return run(argv[2:])
+        return _dispatch(_parser().parse_args(argv))
     except ConfigError as exc:
         print(f"vigie: {exc}", file=sys.stderr)
         return 2
@@ -85,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _dispatch(args: argparse.Namespace, argv: list[str]) -> int:
+def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "serve":
         return _serve(args.config)
     if args.command == "demo":
