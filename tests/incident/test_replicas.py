@@ -80,7 +80,7 @@ def test_a_redis_outage_while_revoking_fails_closed_and_loses_nothing(stacks) ->
         assert wait_for(lambda: metric(s.h, "vigie_incident_unconfirmed") == 0, timeout=10)
         connection = redis.Redis.from_url(server.url)
         try:
-            assert connection.hkeys("vigie:incident:revocations") == [ident.encode()]
+            assert connection.hkeys("vigie:{incident}:revocations") == [ident.encode()]
         finally:
             connection.close()
         assert s.get("/patients/1", sub="dr-mallory").status_code == 401

@@ -85,7 +85,7 @@ def run_cli(*argv: str) -> tuple[int, str, str]:
 def forget_incidents(url: str = REDIS_URL, prefix: str = "vigie:") -> None:
     connection = redis.Redis.from_url(url, socket_timeout=2)
     try:
-        connection.delete(f"{prefix}incident:revocations", f"{prefix}incident:containments")
+        connection.delete(f"{prefix}{{incident}}:revocations", f"{prefix}{{incident}}:containments")
     finally:
         connection.close()
 

@@ -1,8 +1,10 @@
 """The Redis incident store: shared by every replica, versioned for cheap polling.
 
-    <prefix>incident:revocations    hash  id    -> revocation (JSON)
-    <prefix>incident:containments   hash  scope -> switch (JSON)
-    <prefix>incident:version        counter, incremented in the same transaction as a change
+    <prefix>{incident}:revocations    hash  id    -> revocation (JSON)
+    <prefix>{incident}:containments   hash  scope -> switch (JSON)
+    <prefix>{incident}:version        counter, incremented in the same transaction as a change
+
+The `{incident}` hash tag puts the three in one Redis Cluster slot (one transaction).
 
 Replicas poll the version (one GET) a few times a second and reload both hashes when it
 moved; a change is confirmed only once Redis acknowledged the transaction.
@@ -26,9 +28,9 @@ class RedisIncidentStore:
 
     def __init__(self, url: str, *, prefix: str = "vigie:", timeout: float = 0.5) -> None:
         self.redis = Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
-        self.revocations_key = f"{prefix}incident:revocations"
-        self.containments_key = f"{prefix}incident:containments"
-        self.version_key = f"{prefix}incident:version"
+        self.revocations_key = f"{prefix}{{incident}}:revocations"
+        self.containments_key = f"{prefix}{{incident}}:containments"
+        self.version_key = f"{prefix}{{incident}}:version"
 
     async def version(self) -> str:
         try:
