@@ -42,7 +42,7 @@ PrincipalOf = Callable[[str, str], str]
 Handler = Callable[[Request], Awaitable[Response]]
 
 NOT_CONFIRMED = ("NOT confirmed by the {backend} store: enforced on this replica only, "
-                 "retried every second; other replicas may still accept it")
+                 "retried every 200 ms; other replicas may still accept it")
 
 
 def incident_routes(incidents: Incidents, authorized: Authorize, admin_token: str | None,
