@@ -67,6 +67,9 @@ def test_minimal_answers_the_least_form_and_the_audit_says_which(stacks) -> None
     assert line["forms"] == {"id": "clear", "last_name": "pseudonym"}
     assert line["reason"] == "contained:minimal" and line["patients"] == ["7"]
     assert metric(s.h, "vigie_containment_active", client="*", mode="minimal") == 1
+    written = s.h.request("POST", "/patients/7", token=s.token(), json={})
+    assert written.status_code == 403  # no response rules: no least form, refused
+    assert "no response rules" in written.json()["detail"]
 
 
 def test_a_switch_ends_by_itself_at_its_expiry(stacks) -> None:

@@ -2,9 +2,10 @@
 
 Switches in force for the client (its own and the global one) combine: `deny` refuses
 everything (403), `read-only` refuses unsafe methods (403), `minimal` answers every
-route in its least form (`least_form`). Enforced in every mode. The step also records,
-on the Decision, the form in which each field of the route is disclosed (`forms`), for
-the audit line: value-free, a few bytes per route.
+route in its least form (`least_form`) and refuses the routes without response rules
+(their bodies have no records to minimize: fail closed). Enforced in every mode. The
+step also records, on the Decision, the form in which each field of the route is
+disclosed (`forms`), for the audit line: value-free, a few bytes per route.
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ def contain(state: IncidentState, grant: Grant, decision: Decision, *,
         if ContainMode.READ_ONLY in modes and decision.method not in SAFE_METHODS:
             raise Forbidden("contained", "read-only: access restricted by the security team")
         if ContainMode.MINIMAL in modes:
+            if grant.route.response is None:  # no records to minimize: no least form exists
+                raise Forbidden("contained", "minimal: this route has no response rules, "
+                                "refused while the security team restricts access")
             grant = replace(grant, route=least_form(grant.route, can_pseudonymize))
             decision.reason = "contained:minimal"
     decision.forms = forms_of(grant.route)
