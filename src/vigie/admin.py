@@ -1,7 +1,8 @@
-"""The admin listener: health, readiness, metrics and the quarantine API.
+"""The admin listener: health, readiness, metrics, the quarantine and incident APIs.
 
-Never proxied. `/quarantine` needs `Authorization: Bearer <admin token>` (from
-`admin.token_file`); without a configured token the endpoints are disabled (404).
+Never proxied. `/quarantine` and `/incident/...` (vigie.incident.admin_routes) need
+`Authorization: Bearer <admin token>` (from `admin.token_file`); without a configured
+token the endpoints are disabled (404).
 `/metrics` is open unless `admin.metrics_auth` asks for a token (admin_auth.py).
 """
 
@@ -18,6 +19,8 @@ from starlette.routing import Route
 
 from vigie.admin_auth import bearer_matches, read_token
 from vigie.guard import Guard
+from vigie.incident.admin_routes import PrincipalOf, incident_routes
+from vigie.incident.registry import Incidents
 from vigie.telemetry.metrics import Metrics
 
 
@@ -29,7 +32,8 @@ _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="vigie-admin"'}
 
 
 def create_admin_app(metrics: Metrics, guard: Guard, admin_token: str | None,
-                     is_ready: Callable[[], bool], *,
+                     is_ready: Callable[[], bool], incidents: Incidents | None = None,
+                     principal_of: PrincipalOf | None = None, *,
                      metrics_tokens: tuple[str, ...] = ()) -> Starlette:
     """`metrics_tokens`: bearer tokens any of which opens `/metrics`; empty: open."""
 
@@ -75,4 +79,6 @@ def create_admin_app(metrics: Metrics, guard: Guard, admin_token: str | None,
         Route("/metrics", metrics_endpoint),
         Route("/quarantine", list_quarantines, methods=["GET"]),
         Route("/quarantine/{client}/{subject}", lift_quarantine, methods=["DELETE"]),
+        *(incident_routes(incidents, authorized, admin_token, principal_of)
+          if incidents is not None else ()),
     ])

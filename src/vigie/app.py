@@ -24,6 +24,8 @@ from vigie.config import Settings
 from vigie.errors import ConfigError
 from vigie.forward import AiohttpForwarder, Forwarder, HttpxForwarder
 from vigie.guard import Guard
+from vigie.incident.registry import Incidents
+from vigie.incident.wiring import build_incidents
 from vigie.minimize import Minimizer
 from vigie.policy.issuers import check_policy_issuers
 from vigie.policy.model import Action, PolicySet
@@ -45,6 +47,7 @@ class Vigie:
     authenticator: Authenticator
     policies: PolicyStore
     audit: AuditLog
+    incidents: Incidents
     proxy_app: Proxy
     admin_app: Starlette
     serving: bool = field(default=False)
@@ -71,6 +74,9 @@ class Vigie:
         guard = Guard(settings, metrics, pseudonymizer)
         authenticator = Authenticator(settings.issuers, metrics)
         audit = AuditLog(settings.audit, metrics)
+        incidents = build_incidents(settings, metrics, lambda: policies.current.clients,
+                                    can_pseudonymize=record_pseudonymizer is not None,
+                                    audit=audit)
         stages = Stages(
             authenticator=authenticator,
             policies=policies,
@@ -84,14 +90,17 @@ class Vigie:
             pseudonymizer=pseudonymizer,
             default_mode=settings.mode,
             links=LinkRewriter(settings.upstream, settings.links, settings.max_response_bytes),
+            incidents=incidents,
         )
         proxy = Proxy(stages)
         vigie = cls(settings=settings, stages=stages, authenticator=authenticator,
-                    policies=policies, audit=audit, proxy_app=proxy, admin_app=Starlette())
+                    policies=policies, audit=audit, incidents=incidents, proxy_app=proxy,
+                    admin_app=Starlette())
+        principal_of = record_pseudonymizer.principal if record_pseudonymizer else None
         metrics_tokens = {"none": (), "admin": (admin_token,),
                           "scrape": (scrape_token, admin_token)}[settings.admin.metrics.mode]
         vigie.admin_app = create_admin_app(
-            metrics, guard, admin_token, vigie.is_ready,
+            metrics, guard, admin_token, vigie.is_ready, incidents, principal_of,
             metrics_tokens=tuple(token for token in metrics_tokens if token is not None))
         return vigie
 
@@ -104,6 +113,7 @@ class Vigie:
     async def start(self) -> None:
         await self.authenticator.start()
         await self.stages.guard.start()
+        await self.incidents.start()
         self.policies.start_watching()
 
     async def close(self) -> None:
@@ -111,6 +121,7 @@ class Vigie:
         await self.policies.stop()
         await self.stages.forwarder.close()
         await self.stages.guard.close()
+        await self.incidents.close()
         await self.authenticator.close()
         self.audit.close()
         self.stages.tracing.shutdown()

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from vigie import __version__
 from vigie.errors import ConfigError
+from vigie.incident.commands import COMMANDS as INCIDENT_COMMANDS
+from vigie.incident.commands import add_incident_commands, run_incident_command
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,14 +50,11 @@ def _parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser("audit", help="verify the audit log, list exposed patients")
     asub = audit.add_subparsers(dest="audit_command", required=True)
-    verify = asub.add_parser("verify", help="check the hash chain")
-    verify.add_argument("files", nargs="+")
-    exposed = asub.add_parser("exposed", help="patients a client received in a window")
-    exposed.add_argument("file")
-    exposed.add_argument("--client", required=True)
-    exposed.add_argument("--since")
-    exposed.add_argument("--until")
-    exposed.add_argument("--user", help="only this user (its pseudonym, as in the log)")
+    # Each parses its own arguments (vigie.audit.cli); listed here for `vigie audit --help`.
+    asub.add_parser("verify", help="check the hash chain", add_help=False)
+    asub.add_parser("exposed", add_help=False,
+                    help="patients a client or a principal received in a window")
+    add_incident_commands(sub)
     return parser
 
 
@@ -67,9 +66,15 @@ def _logging(log_format: str = "text", level: str = "info") -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = _parser().parse_args(argv)
     try:
-        return _dispatch(args, argv)
+        if argv and argv[0] in INCIDENT_COMMANDS:  # these parse their own arguments
+            return run_incident_command(argv[0], argv[1:])
+        if argv[:1] == ["audit"] and argv[1:2] in (["verify"], ["exposed"]):
+            from vigie import audit
+
+            run = audit.main_verify if argv[1] == "verify" else audit.main_exposed
+            return run(argv[2:])
+        return _dispatch(_parser().parse_args(argv))
     except ConfigError as exc:
         print(f"vigie: {exc}", file=sys.stderr)
         return 2
@@ -77,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _dispatch(args: argparse.Namespace, argv: list[str]) -> int:
+def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "serve":
         return _serve(args.config)
     if args.command == "demo":
@@ -93,13 +98,6 @@ def _dispatch(args: argparse.Namespace, argv: list[str]) -> int:
         return int(attack_main(args.style, args.budget_seconds, args.json))
     if args.command == "policy":
         return _policy(args)
-    if args.command == "audit":
-        from vigie import audit
-
-        rest = argv[argv.index(args.audit_command) + 1:]
-        if args.audit_command == "verify":
-            return audit.main_verify(rest)
-        return audit.main_exposed(rest)
     return 2
 
 

@@ -68,6 +68,12 @@ class GuardSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class IncidentSettings:
+    state_file: Path | None = None  # revocations and switches of a replica without Redis
+    max_token_lifetime_seconds: int = 43200  # how long a revocation outlives its cut-off
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     upstream: str
     listen: Listen = Listen()
@@ -80,6 +86,7 @@ class Settings:
     audit: AuditSettings = AuditSettings()
     limits: Limits = DEFAULT_LIMITS
     guard: GuardSettings = GuardSettings()
+    incident: IncidentSettings = IncidentSettings()
     upstream_timeout_seconds: float = 10.0
     upstream_connect_timeout_seconds: float = 3.0
     upstream_client: str = "native"  # native (http:// only, else aiohttp) | aiohttp | httpx
@@ -96,7 +103,7 @@ _TOP_KEYS = {
     "upstream", "listen", "admin", "policies", "mode", "issuers", "redis",
     "pseudonym_key_file", "audit", "limits", "guard", "upstream_timeout_seconds",
     "upstream_connect_timeout_seconds", "max_response_bytes", "shutdown_grace_seconds",
-    "upstream_client", "log_format", "log_level", *LINK_KEYS,
+    "upstream_client", "log_format", "log_level", "incident", *LINK_KEYS,
 }
 UPSTREAM_CLIENTS = ("native", "aiohttp", "httpx")
 T = TypeVar("T")
@@ -281,6 +288,17 @@ def _build(raw: dict[str, Any], r: _Reader) -> Settings:
             r.path(events_path, ("guard", "events_path"))),
     )
 
+    incident_raw = r.mapping(raw.get("incident"), ("incident",),
+                             {"state_file", "max_token_lifetime_seconds"})
+    state_file = incident_raw.get("state_file")
+    lifetime = r.typed(incident_raw.get("max_token_lifetime_seconds", 43200),
+                       ("incident", "max_token_lifetime_seconds"), int, "a number of seconds")
+    if lifetime <= 0:
+        raise r.error(("incident", "max_token_lifetime_seconds"), "must be positive")
+    incident = IncidentSettings(
+        state_file=None if state_file is None else r.path(state_file, ("incident", "state_file")),
+        max_token_lifetime_seconds=lifetime)
+
     def positive(key: str, kind: type[T], default: T) -> T:
         value = r.typed(raw.get(key, default), (key,), kind, f"a positive {kind.__name__}")
         if value <= 0:  # type: ignore[operator]
@@ -309,6 +327,7 @@ def _build(raw: dict[str, Any], r: _Reader) -> Settings:
         audit=audit,
         limits=limits,
         guard=guard,
+        incident=incident,
         upstream_timeout_seconds=positive("upstream_timeout_seconds", float, 10.0),
         upstream_connect_timeout_seconds=positive("upstream_connect_timeout_seconds", float,
                                                   3.0),

@@ -75,6 +75,7 @@ class Decision:
     records: int = 0
     records_flushed: int = 0  # streamed: records already audited in an earlier segment line
     withheld: int = 0
+    forms: dict[str, str] | None = None  # field selector -> disclosed form (incident.containment)
     anomaly_score: float = 0.0
     upstream_seconds: float | None = None
     upstream_status: int | None = None

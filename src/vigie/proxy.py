@@ -1,6 +1,6 @@
 """The request pipeline, in order, and nothing else.
 
-    identify → authorize → guard → forward → minimize → record
+    identify → revoked? → authorize → contain → guard → forward → minimize → record
 
 Each stage lives in its own module and writes what it decided onto the
 request's `Decision`; audit, metrics and traces read it at the end.
@@ -14,7 +14,7 @@ import re
 import secrets
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import orjson
@@ -31,6 +31,7 @@ from vigie.errors import (
 )
 from vigie.forward import Forwarder, request_headers
 from vigie.guard import Guard
+from vigie.incident.steps import IncidentSteps, NoIncidents
 from vigie.messages import Headers, OutgoingResponse, UpstreamResponse
 from vigie.minimize import Minimizer, nir
 from vigie.paths import normalize
@@ -88,6 +89,7 @@ class Stages:
     pseudonymizer: Pseudonymizer
     default_mode: Mode
     links: LinkRewriter | None = None  # upstream links -> public URL (rewrite/)
+    incidents: IncidentSteps = field(default_factory=NoIncidents)
 
 
 class Proxy:
@@ -130,7 +132,9 @@ class Proxy:
                                                              request_id=decision.request_id)
                 decision.subject = identity.subject
                 principal = s.pseudonymizer.principal(identity.client, identity.subject)
-                grant = self._authorize(scope, identity, decision)
+                s.incidents.check_revoked(identity, principal, decision)  # 401 revoked
+                grant = s.incidents.contain(self._authorize(scope, identity, decision),
+                                            decision)  # 403 contained, or the least form
             s.tracing.routed(decision.method, grant.route)
             with s.tracing.stage("guard"):
                 await s.guard.admit(identity, grant, decision)

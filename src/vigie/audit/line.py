@@ -23,7 +23,7 @@ GENESIS = "0" * 64
 LINE_KEYS: tuple[str, ...] = (
     "ts", "request_id", "client", "principal", "route", "method", "status", "decision",
     "patients", "fields", "masked", "records", "withheld", "anomaly_score", "mode", "reason",
-    "would_block", "prev", "hash",
+    "would_block", "forms", "prev", "hash",
 )
 
 _HASH_MEMBER = b',"hash":"'

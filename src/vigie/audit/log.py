@@ -104,6 +104,7 @@ class AuditLog:
             "mode": str(decision.mode),
             "reason": decision.reason,
             "would_block": decision.would_block,
+            "forms": decision.forms if decision.patients else None,  # value-free field forms
             "prev": self._prev,
         }
 

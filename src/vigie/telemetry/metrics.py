@@ -124,6 +124,18 @@ class Metrics:
         self.records_withheld = Counter(
             "vigie_records_withheld", "Records withheld by object-level checks (bind)",
             ["client", "route"], registry=r)
+        self.revocations_active = Gauge(
+            "vigie_revocations_active", "Revocations in force, by kind (client, user, jti)",
+            ["kind"], registry=r)
+        self.containment_active = Gauge(
+            "vigie_containment_active", "1 while a containment switch is in force",
+            ["client", "mode"], registry=r)
+        self.incident_store_up = Gauge(
+            "vigie_incident_store_up", "Whether the revocation store answers",
+            ["backend"], registry=r)
+        self.incident_unconfirmed = Gauge(
+            "vigie_incident_unconfirmed", "Revocations and switches enforced here only: "
+            "the store has not confirmed them yet", registry=r)
         self.policy_loaded = Gauge(
             "vigie_policy_last_reload_success_timestamp_seconds",
             "When policies were last loaded successfully", registry=r)
