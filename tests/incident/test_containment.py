@@ -62,7 +62,7 @@ def test_minimal_answers_the_least_form_and_the_audit_says_which(stacks) -> None
     assert s.api("PUT", "/incident/containments/*",  # global: every client
                  {"mode": "minimal", "reason": "INC-3", "for": "1h"}).status_code == 201
     after = s.get("/patients/7").json()
-    assert after["id"] == "7" and after["last_name"].startswith("psn_")
+    assert after["id"] == "7" and after["last_name"].startswith("psn-")
     line = s.h.audit_lines()[-1]
     assert line["forms"] == {"id": "clear", "last_name": "pseudonym"}
     assert line["reason"] == "contained:minimal" and line["patients"] == ["7"]
@@ -116,4 +116,4 @@ def test_under_minimal_a_nir_never_leaves_not_even_from_a_kept_field(stacks) -> 
                  {"mode": "minimal", "reason": "INC-8", "for": "1h"}).status_code == 201
     answer = s.get("/patients/8")
     assert answer.status_code == 200 and nir_value not in answer.text
-    assert answer.json()["last_name"].startswith("psn_")
+    assert answer.json()["last_name"].startswith("psn-")

@@ -84,21 +84,21 @@ def test_a_revocation_covers_older_tokens_and_ends_by_itself(tmp_path: Path) -> 
     registry, clock, metrics = incidents(tmp_path)
 
     async def scenario() -> None:
-        change = await registry.revoke(RevocationKind.USER, client="gp", principal="psn_m",
+        change = await registry.revoke(RevocationKind.USER, client="gp", principal="psn-m",
                                        jti=None, issued_before=None, reason="INC-1", by="soc")
         revocation = change.entry
         assert change.confirmed
         assert revocation.expires == clock.now + LIFETIME + CLOCK_SKEW_SECONDS
         state = registry.state
-        assert state.revoked("gp", "psn_m", None, clock.now - 10, clock.now) is revocation
-        assert state.revoked("gp", "psn_m", None, clock.now + CLOCK_SKEW_SECONDS + 1,
+        assert state.revoked("gp", "psn-m", None, clock.now - 10, clock.now) is revocation
+        assert state.revoked("gp", "psn-m", None, clock.now + CLOCK_SKEW_SECONDS + 1,
                              clock.now) is None  # issued after the cut-off
-        assert state.revoked("lab", "psn_m", None, clock.now - 10, clock.now) is None
-        assert state.revoked("gp", "psn_m", None, None, clock.now) is revocation  # no iat
+        assert state.revoked("lab", "psn-m", None, clock.now - 10, clock.now) is None
+        assert state.revoked("gp", "psn-m", None, None, clock.now) is revocation  # no iat
 
         clock.now = revocation.expires  # every covered token has expired by now
         await registry.sync()
-        assert registry.state.revoked("gp", "psn_m", None, None, clock.now) is None
+        assert registry.state.revoked("gp", "psn-m", None, None, clock.now) is None
         assert metrics.revocations_active.labels(kind="user")._value.get() == 0
         clock.now += SWEEP_SECONDS + 1
         await registry.sync()
@@ -142,12 +142,12 @@ def test_the_file_store_keeps_entries_and_refuses_a_damaged_file(tmp_path: Path)
                               issued_before=None, reason="x", by="soc")
         again, _, _ = incidents(tmp_path, FileStore(path))
         await again.sync()
-        assert again.state.revoked("gp", "psn_any", "t-1", None, clock.now) is not None
+        assert again.state.revoked("gp", "psn-any", "t-1", None, clock.now) is not None
         path.write_text("{not json")
         with pytest.raises(StoreUnavailable):
             await FileStore(path).load()
         await again.sync()  # a damaged file keeps the last known state
-        assert again.state.revoked("gp", "psn_any", "t-1", None, clock.now) is not None
+        assert again.state.revoked("gp", "psn-any", "t-1", None, clock.now) is not None
 
     asyncio.run(scenario())
 
@@ -189,12 +189,12 @@ REVOCATION = st.builds(
         jti=jti if kind is RevocationKind.JTI else None, issued_before=float(before),
         expires=float(before + ttl), reason="r", by="b", created=0.0),
     st.sampled_from(list(RevocationKind)), st.sampled_from(["gp", "lab", "any"]),
-    st.sampled_from(["psn_a", "psn_b"]), st.sampled_from(["j1", "j2"]),
+    st.sampled_from(["psn-a", "psn-b"]), st.sampled_from(["j1", "j2"]),
     st.integers(0, 100), st.integers(1, 100))
 
 
 @given(st.lists(REVOCATION, max_size=8), st.sampled_from(["gp", "lab"]),
-       st.sampled_from(["psn_a", "psn_b"]), st.sampled_from(["j1", "j2", None]),
+       st.sampled_from(["psn-a", "psn-b"]), st.sampled_from(["j1", "j2", None]),
        st.one_of(st.none(), st.integers(-50, 150).map(float)), st.integers(0, 200))
 def test_the_index_agrees_with_reading_every_revocation(revocations, client, principal, jti,
                                                         issued_at, now) -> None:

@@ -33,7 +33,8 @@ def test_a_revoked_user_gets_401_invalid_token_audited_and_counted(stacks) -> No
 
     refused = s.get("/patients/43", sub="dr-mallory")
     assert refused.status_code == 401
-    assert refused.headers["www-authenticate"] == 'Bearer realm="vigie", error="invalid_token"'
+    assert refused.headers["www-authenticate"] == ('Bearer realm="vigie", error="invalid_token", '
+                                                  'error_description="token revoked"')
     assert s.get("/patients/43", sub="dr-watson").status_code == 200  # other users pass
     act = s.h.audit_lines()[1]
     assert (act["route"], act["method"], act["reason"], act["request_id"]) == (

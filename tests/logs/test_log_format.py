@@ -98,7 +98,7 @@ def test_text_logs_name_an_exception_without_its_message(
 def test_security_events_share_the_schema(tmp_path: Path,
                                           validator: jsonschema.Draft202012Validator) -> None:
     events = SecurityEvents(str(tmp_path / "events.jsonl"))
-    events.emit("quarantine", client="gp-frontdesk", principal="psn_abc", signal="decoy",
+    events.emit("quarantine", client="gp-frontdesk", principal="psn-abc", signal="decoy",
                 score=1.0, action="quarantine")
     events.close()
     line = orjson.loads((tmp_path / "events.jsonl").read_bytes())

@@ -33,7 +33,7 @@ def test_the_client_maps_slots_and_loads_scripts_on_every_primary(three_nodes: C
             assert len(client.get_primaries()) == 3
             sha = await client.script_load("return redis.call('INCR', KEYS[1])")
             # One principal's keys share a hash tag, hence a slot; principals spread out.
-            principals = [f"gp-frontdesk:psn_{n}" for n in range(30)]
+            principals = [f"gp-frontdesk:psn-{n}" for n in range(30)]
             slots = {client.keyslot(f"vigie:{{{p}}}:req") for p in principals}
             nodes = {client.get_node_from_key(f"vigie:{{{p}}}:req").name for p in principals}
             assert len(slots) > 1 and len(nodes) == 3
@@ -44,7 +44,7 @@ def test_the_client_maps_slots_and_loads_scripts_on_every_primary(three_nodes: C
             # What keeps the guard off a Cluster today: its admission script also takes
             # the client's aggregate keys, under another hash tag.
             with pytest.raises(RedisClusterException, match="same key slot"):
-                await client.evalsha(sha, 2, "vigie:{gp-frontdesk:psn_1}:req",
+                await client.evalsha(sha, 2, "vigie:{gp-frontdesk:psn-1}:req",
                                      "vigie:{gp-frontdesk}:req")
         finally:
             await client.aclose()

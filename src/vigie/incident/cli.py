@@ -84,7 +84,7 @@ def main_revoke(argv: list[str]) -> int:
                 body["issued_before"] = args.issued_before
         if args.what == "user":
             if (args.principal is None) == (args.sub is None):
-                raise UsageError("vigie revoke user: give the PRINCIPAL (psn_...) or --sub")
+                raise UsageError("vigie revoke user: give the PRINCIPAL (psn-...) or --sub")
             body["principal" if args.principal else "sub"] = args.principal or args.sub
         return _change(args, "POST", "/incident/revocations", body, "revocation")
     except UsageError as exc:
