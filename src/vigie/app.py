@@ -23,6 +23,7 @@ from vigie.config import Settings
 from vigie.errors import ConfigError
 from vigie.forward import AiohttpForwarder, Forwarder, HttpxForwarder
 from vigie.guard import Guard
+from vigie.learn.usage import NoUsage, UsageRecorder, UsageSink
 from vigie.minimize import Minimizer
 from vigie.policy.model import Action, PolicySet
 from vigie.policy.store import PolicyStore
@@ -81,6 +82,7 @@ class Vigie:
                                              exporter=span_exporter),
             pseudonymizer=pseudonymizer,
             default_mode=settings.mode,
+            usage=_usage(settings, audit),
         )
         proxy = Proxy(stages)
         vigie = cls(settings=settings, stages=stages, authenticator=authenticator,
@@ -102,8 +104,15 @@ class Vigie:
         await self.stages.forwarder.close()
         await self.stages.guard.close()
         await self.authenticator.close()
+        self.stages.usage.close()
         self.audit.close()
         self.stages.tracing.shutdown()
+
+
+def _usage(settings: Settings, audit: AuditLog) -> UsageSink:
+    """The report-only usage log when `audit.usage_path` is set (learn/usage.py)."""
+    path = settings.audit.usage_path
+    return NoUsage() if path is None else UsageRecorder(path, lambda: audit.head)
 
 
 def _forwarder(settings: Settings) -> Forwarder:

@@ -14,7 +14,7 @@ import re
 import secrets
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import orjson
@@ -31,6 +31,7 @@ from vigie.errors import (
 )
 from vigie.forward import Forwarder, request_headers
 from vigie.guard import Guard
+from vigie.learn.usage import NoUsage, UsageSink
 from vigie.messages import Headers, OutgoingResponse, UpstreamResponse
 from vigie.minimize import Minimizer, nir
 from vigie.paths import normalize
@@ -85,6 +86,7 @@ class Stages:
     tracing: Tracing
     pseudonymizer: Pseudonymizer
     default_mode: Mode
+    usage: UsageSink = field(default_factory=NoUsage)  # report-only shapes (learn/usage.py)
 
 
 class Proxy:
@@ -146,6 +148,7 @@ class Proxy:
             decision.status, decision.decision, decision.reason = 499, "error", "disconnected"
             return
         decision.status = outgoing.status
+        s.usage.observe(grant, decision, outgoing)
         if isinstance(outgoing.body, bytes):
             try:
                 await self._record(decision, identity, grant, principal)

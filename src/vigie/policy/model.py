@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from vigie.policy.metadata import Metadata
 from vigie.rates import Limits
 
 
@@ -141,6 +142,8 @@ class ClientPolicy:
     source: Path | None = None
     # When set, only tokens of this issuer act as this client (client names are per issuer).
     issuer: str | None = None
+    # --- policy metadata (issue #18): owner, purpose, legal basis, retention, contact ---
+    metadata: Metadata | None = None
 
 
 @dataclass(frozen=True, slots=True)
