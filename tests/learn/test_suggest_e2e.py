@@ -13,7 +13,6 @@ from pathlib import Path
 
 import orjson
 import pytest
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
