@@ -100,7 +100,11 @@ def _suggest(args: argparse.Namespace) -> int:
             f"`vigie policy test {args.out}`.\n" + dump_yaml(tests), encoding="utf-8")
         print(f"{prog}: wrote {args.out / (args.client + '.yaml')} and its .test.yaml",
               file=sys.stderr)
-    if args.diff is not None:
+    if current is not None:
+        from vigie.learn.diff import summarize
+
+        for line in summarize(current, suggestion.policy):
+            print(f"# {line}")
         old = args.diff.read_text(encoding="utf-8").splitlines(keepends=True)
         sys.stdout.writelines(difflib.unified_diff(old, text.splitlines(keepends=True),
                                                    str(args.diff), "suggested"))

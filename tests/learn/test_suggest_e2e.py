@@ -13,6 +13,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+import yaml
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -106,16 +107,59 @@ def test_the_usage_log_holds_shapes_never_values(observed: tuple[Path, Path, Pat
 
 def test_suggest_learns_a_policy_that_checks_and_tests_green(
         observed: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    """The two commands of the issue: suggest (with --out), then check and test it."""
     audit, usage, policy = observed
     out = tmp_path / "suggested"
     result = vigie("policy", "suggest", "--audit", audit, "--usage", usage, "--client", "pilot",
                    "--diff", policy, "--out", out)
     assert result.code == 0, result.err
-    print(result.out, result.err)
-    text = (out / "pilot.yaml").read_text()
-    print(text)
-    print((out / "pilot.test.yaml").read_text())
     check = vigie("policy", "check", "--strict", out)
     assert check.code == 0, check.out
     tested = vigie("policy", "test", out)
     assert tested.code == 0, tested.out
+    assert tested.lines[-1].endswith(" passed, 0 failed")
+    suggested = yaml.safe_load((out / "pilot.yaml").read_text())
+    routes = {route["path"]: route for route in suggested["routes"]}
+    assert set(routes) == {"/fhir/Patient/{id}", "/patients", "/patients/{id}",
+                           "/patients/{id}/results"}  # /admin/purge was never used
+    assert suggested["mode"] == "enforce"
+    search = routes["/patients"]
+    assert search["methods"] == ["GET"]
+    assert search["query"] == {"allowed": ["last_name", "page_size"], "max": {"page_size": 50}}
+    assert search["response"]["records"] == "$.items[*]"
+    assert routes["/fhir/Patient/{id}"]["scopes"] == ["lab.read"]  # carried over
+    assert routes["/fhir/Patient/{id}"]["query"] == {"allowed": []}
+    fields = routes["/fhir/Patient/{id}"]["response"]["fields"]
+    # lab-results with the décret-cadre INS purpose, and the INS already in clear: kept.
+    assert fields["identifier[?system=urn:oid:1.2.250.1.213.1.4.8].value"] == "keep"
+    assert fields["name[*].family"] == "keep" and fields["birthDate"] == "keep"
+    assert fields["address[*].postalCode"] == {"generalize": "department"}
+    assert fields["address[*].city"] == "drop" and fields["telecom[*].value"] == "drop"
+    assert "address" not in fields and "telecom" not in fields  # no subtree rule over leaves
+    assert routes["/patients/{id}"]["response"]["fields"]["notes"] == "drop"
+    assert suggested["metadata"]["legal_basis"]["nir"] == "ins-referencing"
+    assert suggested["limits"]["requests"].endswith("/minute")
+    # diff mode: the summary, then the unified diff against the current file
+    assert "# route never-used (/admin/purge): removed, never used" in result.lines
+    assert "# route patients-item (/patients/{id}): added, used but not in the policy" \
+        in result.lines
+    assert "# mode: report-only -> enforce" in result.lines
+    assert any(line.startswith("--- ") and line.endswith("pilot.yaml") for line in result.lines)
+    text = (out / "pilot.yaml").read_text() + (out / "pilot.test.yaml").read_text()
+    for value in PATIENT_VALUES:
+        assert value not in text or value == NIR  # the synthetic test NIR is the examples' one
+
+
+def test_a_purpose_without_the_nir_gets_no_nir(observed: tuple[Path, Path, Path],
+                                               tmp_path: Path) -> None:
+    audit, usage, _ = observed
+    result = vigie("policy", "suggest", "--audit", audit, "--usage", usage, "--client", "pilot",
+                   "--purpose", "appointments")
+    assert result.code == 0, result.err
+    suggested = yaml.safe_load(result.out)
+    for route in suggested["routes"]:
+        for selector, action in route["response"]["fields"].items():
+            if selector == "nir" or "1.2.250.1.213.1.4.8].value" in selector:
+                assert action == "drop", selector
+    assert "the NIR is dropped" in result.err
+    assert "metadata" not in suggested  # nothing to carry over without --diff
