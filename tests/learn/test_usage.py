@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -186,3 +187,20 @@ def _keys(value: Any) -> list[str]:
     if isinstance(value, list):
         return [k for child in value for k in _keys(child)]
     return []
+
+
+def test_the_usage_log_is_configured_under_audit(tmp_path: Path) -> None:
+    from vigie.config import load_settings
+    from vigie.errors import ConfigError
+
+    config = tmp_path / "vigie.yaml"
+    config.write_text("upstream: http://127.0.0.1:1\naudit: {path: a.jsonl, usage_path: u.jsonl}\n")
+    assert load_settings(config, {}).audit.usage_path == str(tmp_path / "u.jsonl")
+    assert load_settings(config, {"VIGIE_AUDIT__USAGE_PATH": "/var/u"}).audit.usage_path \
+        == "/var/u"
+    config.write_text("upstream: http://127.0.0.1:1\naudit: {usage_path: [x]}\n")
+    with pytest.raises(ConfigError) as raised:
+        load_settings(config, {})
+    assert raised.value.key == "audit.usage_path" and raised.value.line == 2
+    config.write_text("upstream: http://127.0.0.1:1\n")
+    assert load_settings(config, {}).audit.usage_path is None
