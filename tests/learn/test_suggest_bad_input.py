@@ -36,7 +36,9 @@ def test_a_sound_audit_gives_a_policy(audit: Path) -> None:
                      "--diff", REPO / "policies" / "gp-frontdesk.yaml")
     assert result.code == 0, result.err
     assert "6 audit lines read" in result.err and "chain intact (from genesis" in result.err
-    removed = [line for line in result.lines if "search-patients" in line]
+    assert "# route search-patients (/patients): removed, never used" in result.lines
+    removed = [line for line in result.lines if "search-patients" in line
+               and not line.startswith("#")]
     assert removed and all(line.startswith("-") for line in removed)  # never used: gone
     assert "+    path: /patients/{id}" in result.out or "+  path: /patients/{id}" in result.out
 
