@@ -137,6 +137,8 @@ def test_suggest_learns_a_policy_that_checks_and_tests_green(
     assert fields["address[*].city"] == "drop" and fields["telecom[*].value"] == "drop"
     assert "address" not in fields and "telecom" not in fields  # no subtree rule over leaves
     assert routes["/patients/{id}"]["response"]["fields"]["notes"] == "drop"
+    # seen in clear in report-only, but never granted by a policy: not kept
+    assert routes["/patients/{id}"]["response"]["fields"]["nir"] == "drop"
     assert suggested["metadata"]["legal_basis"]["nir"] == "ins-referencing"
     assert suggested["limits"]["requests"].endswith("/minute")
     # diff mode: the summary, then the unified diff against the current file
@@ -152,14 +154,19 @@ def test_suggest_learns_a_policy_that_checks_and_tests_green(
 
 def test_a_purpose_without_the_nir_gets_no_nir(observed: tuple[Path, Path, Path],
                                                tmp_path: Path) -> None:
-    audit, usage, _ = observed
+    audit, usage, policy = observed
+    out = tmp_path / "appointments"
     result = vigie("policy", "suggest", "--audit", audit, "--usage", usage, "--client", "pilot",
-                   "--purpose", "appointments")
+                   "--purpose", "appointments", "--diff", policy, "--out", out)
     assert result.code == 0, result.err
-    suggested = yaml.safe_load(result.out)
+    suggested = yaml.safe_load((out / "pilot.yaml").read_text())
     for route in suggested["routes"]:
         for selector, action in route["response"]["fields"].items():
             if selector == "nir" or "1.2.250.1.213.1.4.8].value" in selector:
                 assert action == "drop", selector
-    assert "the NIR is dropped" in result.err
-    assert "metadata" not in suggested  # nothing to carry over without --diff
+    assert "the NIR is dropped" in result.err  # the policy gave it, the purpose does not
+    assert "# route fhir-patient: field identifier[?system=urn:oid:1.2.250.1.213.1.4.8].value:" \
+        " keep -> drop" in result.lines
+    bare = vigie("policy", "suggest", "--audit", audit, "--usage", usage, "--client", "pilot")
+    assert bare.code == 0 and "metadata" not in yaml.safe_load(bare.out)
+    assert "no purpose declared" in bare.err

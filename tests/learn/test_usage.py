@@ -100,11 +100,15 @@ def test_a_compressed_body_is_read_and_a_stream_only_counted(tmp_path: Path) -> 
     see(rec, "/b", raw=b'{"id": 1}\n{"id": 2, "notes": "x"}\n',
         headers=[("content-type", "application/x-ndjson")])
     see(rec, "/c", raw=b"not json", headers=[("content-type", "application/json")])
+    see(rec, "/c", raw=b'{"a": "' + b"x" * (5 << 20) + b'"}')  # too large: counted only
+    see(rec, "/c", raw=gzip.compress(b'{"a": "' + b"x" * (5 << 20) + b'"}'),
+        headers=[("content-type", "application/json"), ("content-encoding", "gzip")])
+    see(rec, "/c", raw=b"\x1f\x8b broken", headers=[("content-encoding", "gzip")])
     rec.close()
     shapes = {s["path"]: s for s in lines(path)[0]["shapes"]}
     assert shapes["/a"]["fields"] == ["id", "sex"]
     assert shapes["/b"]["fields"] == ["id", "notes"] and shapes["/b"]["media"] == "ndjson"
-    assert shapes["/c"]["fields"] == [] and shapes["/c"]["requests"] == 1
+    assert shapes["/c"]["fields"] == [] and shapes["/c"]["requests"] == 4
 
 
 def test_words_that_vary_too_much_at_one_position_become_a_parameter(tmp_path: Path) -> None:

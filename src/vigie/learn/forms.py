@@ -3,7 +3,7 @@
 A field is `keep` only when the client's purpose needs its category; otherwise
 it gets the least form that still means something (`LEAST_FORM`): a year for
 a birth date, a department for a postcode, nothing for a name. The NIR is kept
-in clear only when three things hold: the client already had it in clear, its
+in clear only when three things hold: its current policy already gave it in clear, its
 purpose is one the décret-cadre NIR allows, and its policy names the décret's
 purpose (`metadata.legal_basis.nir`). Record ids are pseudonymized for
 pseudonymous purposes (research, statistics).

@@ -11,7 +11,8 @@ is also where the purpose and the décret-cadre NIR basis are read.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from vigie.learn.evidence import Evidence, ShapeUse
@@ -38,6 +39,12 @@ class _Draft:
     base: Route | None = None  # the current policy's route it comes from
     name: str | None = None
     refined: bool = False  # the usage log showed its query parameters
+    # The current policy already gave a NIR in clear on this route. Report-only answers are
+    # forwarded unfiltered: what they returned never counts as having had it.
+    clear_nir: bool = False
+
+    def granted(self, selectors: Iterable[str]) -> None:
+        self.clear_nir = self.clear_nir or any(is_nir(s) for s in selectors)
 
 
 @dataclass(slots=True)
@@ -51,14 +58,14 @@ def suggest(evidence: Evidence, current: ClientPolicy | None = None,
             purpose_code: str | None = None) -> Suggestion:
     notes: list[str] = []
     purpose = _purpose(current, purpose_code, notes)
+    drafts = _drafts(evidence, current, notes)
     entitlement = Entitlement(
         purpose=purpose,
-        had_clear_nir=_had_clear_nir(evidence, current),
+        had_clear_nir=any(draft.clear_nir for draft in drafts),
         nir_basis=(current.metadata.legal_basis.nir
                    if current is not None and current.metadata is not None else None))
-    drafts = _drafts(evidence, current, notes)
     taken: set[str] = set()
-    routes = [_route(draft, entitlement, taken, notes)
+    routes = [_route(draft, replace(entitlement, had_clear_nir=draft.clear_nir), taken, notes)
               for draft in sorted(drafts, key=lambda d: (specificity(d.path), d.path))]
     policy: dict[str, Any] = {"apiVersion": "vigie/v1", "client": evidence.client}
     if current is not None and current.issuer:
@@ -76,7 +83,7 @@ def suggest(evidence: Evidence, current: ClientPolicy | None = None,
             evidence.client_requests_minute, 0, evidence.client_patients_day).items()
         if key in ("requests", "distinct_patients")}
     if entitlement.had_clear_nir and not entitlement.keeps_nir:
-        notes.append("the client had the NIR in clear, but its purpose or the policy's "
+        notes.append("the policy gave the NIR in clear, but its purpose or "
                      "metadata.legal_basis.nir does not justify it: the NIR is dropped")
     return Suggestion(policy, notes, entitlement)
 
@@ -89,15 +96,6 @@ def _purpose(current: ClientPolicy | None, code: str | None, notes: list[str]) -
                      "its least form")
         return None
     return PURPOSES[code]
-
-
-def _had_clear_nir(evidence: Evidence, current: ClientPolicy | None) -> bool:
-    if any(is_nir(f) for use in evidence.routes.values() for f in use.fields):
-        return True
-    return current is not None and any(
-        rule.action is Action.KEEP and is_nir(rule.selector.text)
-        for route in current.routes if route.response is not None
-        for rule in route.response.fields)
 
 
 def _drafts(evidence: Evidence, current: ClientPolicy | None, notes: list[str]) -> list[_Draft]:
@@ -116,6 +114,10 @@ def _drafts(evidence: Evidence, current: ClientPolicy | None, notes: list[str]) 
         draft.methods |= {_READ_METHODS.get(m, m) for m in use.methods}
         draft.requests += use.requests
         draft.fields |= use.fields
+        draft.granted(use.fields)  # audit `fields`: what the policy disclosed unmasked
+        if base.response is not None:
+            draft.granted(r.selector.text for r in base.response.fields
+                          if r.action is Action.KEEP)
         if base.response is not None:
             draft.records = draft.records or base.response.records.text
             draft.fields |= {r.selector.text for r in base.response.fields

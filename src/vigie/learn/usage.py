@@ -31,6 +31,7 @@ from typing import Any, Protocol
 import orjson
 
 from vigie.context import Decision, Grant
+from vigie.errors import VigieError
 from vigie.learn.shapes import (
     PARAM,
     field_paths,
@@ -164,6 +165,8 @@ class UsageRecorder:
         shape.media = kind.name.lower()
         if not isinstance(body, bytes | bytearray) or kind not in (Kind.JSON, Kind.NDJSON):
             return
+        if len(body) > MAX_BODY_BYTES:
+            return
         try:
             data = decode_all(bytes(body), codings(headers.get("content-encoding")),
                               MAX_BODY_BYTES)
@@ -173,7 +176,7 @@ class UsageRecorder:
                 location = "$"
             else:
                 location, records = records_location(orjson.loads(data))
-        except (ValueError, OSError) as exc:  # not inspectable here: the shape is still counted
+        except (ValueError, OSError, VigieError) as exc:  # unreadable here: the shape counts
             log.debug("usage: body not read (%s)", type(exc).__name__)
             return
         shape.records = shape.records or location
