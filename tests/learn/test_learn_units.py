@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from vigie.learn.evidence import Evidence, RouteUse, ShapeUse
+from vigie.learn.evidence import Evidence, RouteUse
 from vigie.learn.forms import Entitlement, action_for, with_margin
 from vigie.learn.suggest import suggest
 from vigie.learn.templates import generalize, route_name, specificity, split, template
 from vigie.learn.testgen import policy_tests
+from vigie.learn.usage import ShapeUse
 from vigie.policy.purposes import PURPOSES, Category, categorize
 
 INS = "identifier[?system=urn:oid:1.2.250.1.213.1.4.8].value"

@@ -29,7 +29,7 @@ import orjson
 from vigie.audit.exposed import timestamp_bound
 from vigie.audit.line import GENESIS
 from vigie.audit.verify import check_line
-from vigie.learn.usage import KIND
+from vigie.learn.usage import KIND, ShapeUse
 
 
 class EvidenceError(Exception):
@@ -45,21 +45,6 @@ class RouteUse:
     served: int = 0  # 2xx answers
     fields: set[str] = field(default_factory=set)  # disclosed unmasked (audit `fields`)
     would_block: Counter[str] = field(default_factory=Counter)
-
-
-@dataclass(slots=True)
-class ShapeUse:
-    """One (method, path shape) from the usage log, merged over its lines."""
-
-    method: str
-    path: str
-    route: str
-    requests: int = 0
-    query: set[str] = field(default_factory=set)
-    page_max: dict[str, int] = field(default_factory=dict)
-    records: str | None = None
-    media: str | None = None
-    fields: set[str] = field(default_factory=set)
 
 
 @dataclass(slots=True)

@@ -15,9 +15,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from vigie.learn.evidence import Evidence, ShapeUse
+from vigie.learn.evidence import Evidence
 from vigie.learn.forms import Entitlement, action_for, suggested_limits
 from vigie.learn.templates import generalize, route_name, specificity, split, template
+from vigie.learn.usage import ShapeUse
 from vigie.policy.model import Action, ClientPolicy, FieldRule, Route
 from vigie.policy.purposes import PURPOSES, Purpose, is_nir
 from vigie.policy.selectors import parse_selector

@@ -71,19 +71,29 @@ class NoUsage:
 
 
 @dataclass(slots=True)
-class _Shape:
+class ShapeUse:
+    """One (method, path shape): what the recorder aggregates and `suggest` merges back."""
+
+    method: str
+    path: str
     route: str
     requests: int = 0
-    query: list[str] = field(default_factory=list)
+    query: set[str] = field(default_factory=set)
     page_max: dict[str, int] = field(default_factory=dict)
     records: str | None = None
     media: str | None = None
     fields: set[str] = field(default_factory=set)
 
+    def as_json(self) -> dict[str, Any]:
+        return {"method": self.method, "path": self.path, "route": self.route,
+                "requests": self.requests, "query": sorted(self.query),
+                "page_max": self.page_max, "records": self.records, "media": self.media,
+                "fields": sorted(self.fields)}
+
 
 @dataclass(slots=True)
 class _Client:
-    shapes: dict[tuple[str, str], _Shape] = field(default_factory=dict)
+    shapes: dict[tuple[str, str], ShapeUse] = field(default_factory=dict)
     dropped: int = 0
 
 
@@ -126,12 +136,12 @@ class UsageRecorder:
             if len(client.shapes) >= MAX_SHAPES:
                 client.dropped += 1
                 return
-            shape = client.shapes[key] = _Shape(route=grant.route.name)
+            shape = client.shapes[key] = ShapeUse(decision.method, path, grant.route.name)
         shape.requests += 1
         names, sizes = query_shape(grant.query)
         for name in names:
-            if name not in shape.query and len(shape.query) < MAX_QUERY_NAMES:
-                shape.query.append(name)
+            if len(shape.query) < MAX_QUERY_NAMES:
+                shape.query.add(name)
         for name, size in sizes.items():
             if name in shape.query:
                 shape.page_max[name] = max(shape.page_max.get(name, 0), size)
@@ -157,7 +167,7 @@ class UsageRecorder:
             out.append(segment)
         return "/" + "/".join(out)
 
-    def _read_fields(self, shape: _Shape, response: OutgoingResponse) -> None:
+    def _read_fields(self, shape: ShapeUse, response: OutgoingResponse) -> None:
         body = response.body
         headers = dict(response.headers)
         media, _ = parse_content_type(response.media_type or headers.get("content-type"))
@@ -196,10 +206,7 @@ class UsageRecorder:
         lines = [orjson.dumps({
             "kind": KIND, "ts": stamp, "audit_head": head, "client": name,
             "dropped": client.dropped,
-            "shapes": [{"method": method, "path": path, "route": s.route,
-                        "requests": s.requests, "query": s.query, "page_max": s.page_max,
-                        "records": s.records, "media": s.media, "fields": sorted(s.fields)}
-                       for (method, path), s in client.shapes.items()],
+            "shapes": [shape.as_json() for shape in client.shapes.values()],
         }) + b"\n" for name, client in sorted(clients.items())]
         try:
             fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
