@@ -75,6 +75,7 @@ def test_one_section_per_client_with_its_purpose_and_legal_basis(page: Any) -> N
     assert "décret-cadre NIR: Referencing health data with the INS" in lab
     assert "GDPR art. 9(2)(h)" in lab
     assert "/fhir/Patient/{id}" in lab
+    assert "approved by the data protection officer" in page.locator("#approval").inner_text()
 
 
 def _matrix(page: Any) -> dict[tuple[str, str], str]:

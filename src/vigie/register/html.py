@@ -10,7 +10,7 @@ from __future__ import annotations
 from html import escape
 
 from vigie.register.build import ClientEntry, Register
-from vigie.register.markdown import LEGEND
+from vigie.register.markdown import APPROVAL, LEGEND
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem;color:#1b1b1b;max-width:80rem}
@@ -51,6 +51,9 @@ def render_html(register: Register, source: str) -> str:
                      f"<td>{e(category)}</td>{cells}</tr>")
     parts.append("</tbody></table>")
     parts += [_client(c) for c in register.clients]
+    parts.append(f'<section id="approval"><h2>Approval</h2><p>{e(APPROVAL)}</p>'
+                 '<p>Name: ______________________</p><p>Date: ______________________</p>'
+                 "<p>Signature: ______________________</p></section>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 

@@ -10,6 +10,10 @@ LEGEND = ("Forms: **clear** (as it is), **pseudonym** (keyed per-client token), 
           "kept in clear is masked, in every body and header.")
 
 
+APPROVAL = ("Reviewed and approved by the data protection officer for the clients above, "
+            "as described by their policies.")
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -32,6 +36,7 @@ def render_markdown(register: Register, source: str) -> str:
     lines += _table(["field", "category", *names], rows)
     for client in register.clients:
         lines += ["", *_client(client)]
+    lines += ["", "## Approval", "", APPROVAL, "", "Name:", "", "Date:", "", "Signature:"]
     return "\n".join(lines) + "\n"
 
 
