@@ -1,10 +1,11 @@
 """The usage log: what each client did in report-only mode, as bounded shapes.
 
 The proxy calls `observe` once per answered request (one call in proxy.py);
-only report-only requests are looked at. Per client, requests are aggregated
-by (method, path shape) with the query parameter names, page-size maxima, the
-records location and the field paths returned (shapes.py: never a value, a
-NIR, a name or a token). Memory is capped (clients, shapes per client, fields
+only report-only requests are looked at, and of each shape only the first 32
+bodies of a flush window are read (the requests are all counted). Per client,
+requests are aggregated by (method, path shape) with the query parameter
+names, page-size maxima, the records location and the field paths returned
+(shapes.py: never a value, a NIR, a name or a token). Memory is capped (clients, shapes per client, fields
 per shape, words per path position); what does not fit is counted in
 `dropped`. Every `flush_seconds` (and at shutdown) one JSON line per client is
 appended to the file and the counters restart:
@@ -52,6 +53,7 @@ MAX_QUERY_NAMES = 32
 MAX_WORDS_PER_POSITION = 8
 MAX_POSITIONS = 4096
 MAX_BODY_BYTES = 4 * 1024 * 1024  # larger bodies: the shape is counted, fields not read
+MAX_BODIES_READ = 32  # per shape and flush: every request is counted, 32 bodies are read
 
 
 class UsageSink(Protocol):
@@ -83,6 +85,7 @@ class ShapeUse:
     records: str | None = None
     media: str | None = None
     fields: set[str] = field(default_factory=set)
+    bodies_read: int = 0  # this flush window (not written)
 
     def as_json(self) -> dict[str, Any]:
         return {"method": self.method, "path": self.path, "route": self.route,
@@ -111,6 +114,7 @@ class UsageRecorder:
         self._next_flush = clock() + flush_seconds
         self._clients: dict[str, _Client] = {}
         self._words: dict[tuple[str, str, tuple[str, ...]], set[str]] = {}
+        self._shapes: dict[tuple[str, str, tuple[str, ...]], str] = {}  # of value-free shapes
         self._lock = threading.Lock()
         self.dropped_clients = 0
 
@@ -145,12 +149,17 @@ class UsageRecorder:
         for name, size in sizes.items():
             if name in shape.query:
                 shape.page_max[name] = max(shape.page_max.get(name, 0), size)
-        if 200 <= response.status < 300:
+        if 200 <= response.status < 300 and shape.bodies_read < MAX_BODIES_READ:
+            shape.bodies_read += 1  # the CPU spent on a busy route stays bounded
             self._read_fields(shape, response)
 
     def _shape(self, decision: Decision, path: str) -> str:
         """The path shape, with a position collapsed to `{}` once it has shown many words."""
         segments = path_shape(path)
+        cache_key = (decision.client or "", decision.method, segments)
+        cached = self._shapes.get(cache_key)
+        if cached is not None:
+            return cached
         out: list[str] = []
         for segment in segments:
             if segment != PARAM:
@@ -162,10 +171,16 @@ class UsageRecorder:
                     seen = self._words.setdefault(key, set())
                     if len(seen) <= MAX_WORDS_PER_POSITION:
                         seen.add(segment)
+                        if len(seen) > MAX_WORDS_PER_POSITION:
+                            self._shapes.clear()  # shapes cached with a word there are stale
                     if len(seen) > MAX_WORDS_PER_POSITION:
                         segment = PARAM
             out.append(segment)
-        return "/" + "/".join(out)
+        shape = "/" + "/".join(out)
+        if len(self._shapes) >= MAX_POSITIONS:
+            self._shapes.clear()
+        self._shapes[cache_key] = shape
+        return shape
 
     def _read_fields(self, shape: ShapeUse, response: OutgoingResponse) -> None:
         body = response.body
