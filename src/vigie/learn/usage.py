@@ -5,10 +5,10 @@ only report-only requests are looked at, and of each shape only the first 32
 bodies of a flush window are read (the requests are all counted). Per client,
 requests are aggregated by (method, path shape) with the query parameter
 names, page-size maxima, the records location and the field paths returned
-(shapes.py: never a value, a NIR, a name or a token). Memory is capped (clients, shapes per client, fields
-per shape, words per path position); what does not fit is counted in
-`dropped`. Every `flush_seconds` (and at shutdown) one JSON line per client is
-appended to the file and the counters restart:
+(shapes.py: never a value, a NIR, a name or a token). Memory is capped
+(clients, shapes per client, fields per shape, words per path position); what
+does not fit is counted in `dropped`. Every `flush_seconds` (and at shutdown)
+one JSON line per client is appended to the file and the counters restart:
 
     {"kind":"vigie-usage/v1","ts":"...","audit_head":"<hash>","client":"C","dropped":0,
      "shapes":[{"method":"GET","path":"/patients/{}","route":"unmatched","requests":12,
