@@ -208,3 +208,14 @@ def test_the_usage_log_is_configured_under_audit(tmp_path: Path) -> None:
     assert raised.value.key == "audit.usage_path" and raised.value.line == 2
     config.write_text("upstream: http://127.0.0.1:1\n")
     assert load_settings(config, {}).audit.usage_path is None
+
+
+def test_only_the_first_bodies_of_a_shape_are_read_but_every_request_counts(
+        tmp_path: Path) -> None:
+    rec, path = recorder(tmp_path)
+    for n in range(usage_module.MAX_BODIES_READ + 5):
+        see(rec, f"/patients/{n}", {"id": n, f"field_{chr(97 + n % 26)}{n // 26}": 1})
+    rec.close()
+    (shape,) = lines(path)[0]["shapes"]
+    assert shape["requests"] == usage_module.MAX_BODIES_READ + 5
+    assert len(shape["fields"]) == usage_module.MAX_BODIES_READ + 1  # id + one per body read
