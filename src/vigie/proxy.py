@@ -148,7 +148,7 @@ class Proxy:
             decision.status, decision.decision, decision.reason = 499, "error", "disconnected"
             return
         decision.status = outgoing.status
-        s.usage.observe(grant, decision, outgoing)
+        s.usage.observe(identity, grant, decision, outgoing)
         if isinstance(outgoing.body, bytes):
             try:
                 await self._record(decision, identity, grant, principal)

@@ -128,6 +128,8 @@ def test_suggest_learns_a_policy_that_checks_and_tests_green(
     assert search["query"] == {"allowed": ["last_name", "page_size"], "max": {"page_size": 50}}
     assert search["response"]["records"] == "$.items[*]"
     assert routes["/fhir/Patient/{id}"]["scopes"] == ["lab.read"]  # carried over
+    assert search["scopes"] == ["lab.read"]  # what every token on it carried (usage log)
+    assert "no scope known" not in result.err
     assert routes["/fhir/Patient/{id}"]["query"] == {"allowed": []}
     fields = routes["/fhir/Patient/{id}"]["response"]["fields"]
     # lab-results with the décret-cadre INS purpose, and the INS already in clear: kept.

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vigie.context import Decision, Grant
+from vigie.context import Decision, Grant, Identity
 from vigie.learn import usage as usage_module
 from vigie.learn.shapes import field_paths, path_shape, query_shape, records_location
 from vigie.learn.usage import UsageRecorder
@@ -42,13 +42,16 @@ def recorder(tmp_path: Path, clock: Clock | None = None) -> tuple[UsageRecorder,
 
 def see(rec: UsageRecorder, path: str, body: Any = None, *, query: str = "",
         mode: Mode = Mode.REPORT_ONLY, client: str = "pilot", method: str = "GET",
-        headers: list[tuple[str, str]] | None = None, raw: bytes | None = None) -> None:
+        headers: list[tuple[str, str]] | None = None, raw: bytes | None = None,
+        scopes: tuple[str, ...] = ("patient.read",)) -> None:
     route = Route(name=UNMATCHED, methods=frozenset(), path=path, segments=(), params=())
     grant = Grant(policy=ClientPolicy(client=client, routes=()), route=route, path=path,
                   query=query, params={}, mode=mode)
     decision = Decision(request_id="r", method=method, client=client)
     payload = raw if raw is not None else orjson.dumps(body)
-    rec.observe(grant, decision, OutgoingResponse(
+    identity = Identity(issuer="i", client=client, subject="s", claims={},
+                        scopes=frozenset(scopes))
+    rec.observe(identity, grant, decision, OutgoingResponse(
         200, headers or [("content-type", "application/json")], payload))
 
 
@@ -219,3 +222,14 @@ def test_only_the_first_bodies_of_a_shape_are_read_but_every_request_counts(
     (shape,) = lines(path)[0]["shapes"]
     assert shape["requests"] == usage_module.MAX_BODIES_READ + 5
     assert len(shape["fields"]) == usage_module.MAX_BODIES_READ + 1  # id + one per body read
+
+
+def test_the_scopes_every_token_carried_are_kept_if_they_read_as_names(tmp_path: Path) -> None:
+    rec, path = recorder(tmp_path)
+    see(rec, "/patients/1", {"id": 1}, scopes=("patient.read", "openid", "user-48213"))
+    see(rec, "/patients/2", {"id": 2}, scopes=("patient.read", "profile", "nir:185057800608491"))
+    see(rec, "/other", {"id": 2}, scopes=("patient/Patient.read", "ctx:12345678"))
+    rec.close()
+    shapes = {s["path"]: s for s in lines(path)[0]["shapes"]}
+    assert shapes["/patients/{}"]["scopes"] == ["patient.read"]
+    assert shapes["/other"]["scopes"] == ["patient/Patient.read"]

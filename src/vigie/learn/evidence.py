@@ -265,3 +265,6 @@ def _merge_shape(item: dict[str, Any], evidence: Evidence) -> None:
     shape.records = shape.records or item.get("records")
     shape.media = shape.media or item.get("media")
     shape.fields.update(str(f) for f in item.get("fields") or ())
+    if isinstance(item.get("scopes"), list):
+        scopes = {str(s) for s in item["scopes"]}
+        shape.scopes = scopes if shape.scopes is None else shape.scopes & scopes

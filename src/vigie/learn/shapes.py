@@ -4,6 +4,7 @@
   replaced by `{}` (digits, ids, anything that is not a short API word).
 - `query_shape`: the parameter names (never values) and, for page-size
   parameters only, the number asked for.
+- `scope_names`: the token scopes that read as names, to suggest route scopes.
 - `field_paths`: the selectors (`address.postcode`, `telecom[*].value`,
   `identifier[?system=urn:oid:...].value`) of the fields a JSON body
   returned, relative to its records, bounded in depth, records and count.
@@ -29,6 +30,7 @@ MAX_FIELD_PATHS = 256
 _WORD = re.compile(r"[A-Za-z][A-Za-z_-]{0,31}(?:\.[a-z]{1,8})?|v[0-9]{1,2}|R[0-9]")
 _QUERY_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.:\[\]-]{0,63}")
 _KEY = re.compile(r"[A-Za-z_@][A-Za-z0-9_@-]{0,63}")
+_SCOPE = re.compile(r"[A-Za-z][A-Za-z0-9_.:/*-]{0,63}")
 _DIGITS = re.compile(r"[0-9]{4}")
 _SYSTEM = re.compile(r"urn:oid:[0-9]+(?:\.[0-9]+){1,20}"
                      r"|urn:[a-z0-9-]{1,32}(?::[A-Za-z0-9._-]{1,64}){1,6}"
@@ -62,6 +64,13 @@ def query_shape(query: str) -> tuple[list[str], dict[str, int]]:
         if name.lower() in PAGE_SIZE_NAMES and value.isdigit() and len(value) <= 9:
             sizes[name] = max(sizes.get(name, 0), int(value))
     return names, sizes
+
+
+def scope_names(scopes: frozenset[str]) -> set[str]:
+    """The token's scopes that read as names (authorization, not patient data); 32 at most."""
+    names = {scope for scope in scopes if _SCOPE.fullmatch(scope) and not _DIGITS.search(scope)
+             and not nir.contains(scope)}
+    return set(sorted(names)[:32])
 
 
 def records_location(body: Any) -> tuple[str, list[Any]]:

@@ -40,6 +40,7 @@ class _Draft:
     base: Route | None = None  # the current policy's route it comes from
     name: str | None = None
     refined: bool = False  # the usage log showed its query parameters
+    scopes: set[str] | None = None  # carried by every token the usage log saw on it
     # The current policy already gave a NIR in clear on this route. Report-only answers are
     # forwarded unfiltered: what they returned never counts as having had it.
     clear_nir: bool = False
@@ -155,6 +156,8 @@ def _merge(draft: _Draft, shape: ShapeUse, *, replace_query: bool) -> None:
     draft.records = draft.records or shape.records
     draft.media = draft.media or shape.media
     draft.fields |= shape.fields
+    if shape.scopes is not None:
+        draft.scopes = set(shape.scopes) if draft.scopes is None else draft.scopes & shape.scopes
 
 
 def _route(draft: _Draft, entitlement: Entitlement, taken: set[str],
@@ -165,8 +168,8 @@ def _route(draft: _Draft, entitlement: Entitlement, taken: set[str],
         methods[0], split(draft.path), taken)
     taken.add(name)
     route: dict[str, Any] = {"name": name, "methods": methods, "path": draft.path}
-    route["scopes"] = sorted(base.scopes) if base is not None else []
-    if base is None:
+    route["scopes"] = sorted(base.scopes) if base is not None else sorted(draft.scopes or ())
+    if not route["scopes"]:
         notes.append(f"route {name}: no scope known; add the scope its tokens carry")
     route["query"] = {"allowed": sorted(draft.query)}
     maxima = {k: v for k, v in sorted(draft.page_max.items()) if k in draft.query}

@@ -13,7 +13,7 @@ one JSON line per client is appended to the file and the counters restart:
     {"kind":"vigie-usage/v1","ts":"...","audit_head":"<hash>","client":"C","dropped":0,
      "shapes":[{"method":"GET","path":"/patients/{}","route":"unmatched","requests":12,
                 "query":["page_size"],"page_max":{"page_size":50},"records":"$.items[*]",
-                "media":"json","fields":["id","last_name"]}]}
+                "media":"json","fields":["id","last_name"],"scopes":["patient.read"]}]}
 
 `audit_head` is the audit chain's head when the line was written: `vigie policy
 suggest` uses it to check that a usage log belongs to the audit it reads.
@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from vigie.context import Decision, Grant
+from vigie.context import Decision, Grant, Identity
 from vigie.errors import VigieError
 from vigie.learn.shapes import (
     PARAM,
@@ -39,6 +39,7 @@ from vigie.learn.shapes import (
     path_shape,
     query_shape,
     records_location,
+    scope_names,
 )
 from vigie.messages import OutgoingResponse
 from vigie.minimize.decode import Kind, classify, codings, decode_all, parse_content_type
@@ -57,7 +58,8 @@ MAX_BODIES_READ = 32  # per shape and flush: every request is counted, 32 bodies
 
 
 class UsageSink(Protocol):
-    def observe(self, grant: Grant, decision: Decision, response: OutgoingResponse) -> None: ...
+    def observe(self, identity: Identity, grant: Grant, decision: Decision,
+                response: OutgoingResponse) -> None: ...
 
     def close(self) -> None: ...
 
@@ -65,7 +67,8 @@ class UsageSink(Protocol):
 class NoUsage:
     """The default sink: no usage log configured."""
 
-    def observe(self, grant: Grant, decision: Decision, response: OutgoingResponse) -> None:
+    def observe(self, identity: Identity, grant: Grant, decision: Decision,
+                response: OutgoingResponse) -> None:
         return None
 
     def close(self) -> None:
@@ -85,13 +88,14 @@ class ShapeUse:
     records: str | None = None
     media: str | None = None
     fields: set[str] = field(default_factory=set)
+    scopes: set[str] | None = None  # carried by every token that used it; None: none seen
     bodies_read: int = 0  # this flush window (not written)
 
     def as_json(self) -> dict[str, Any]:
         return {"method": self.method, "path": self.path, "route": self.route,
                 "requests": self.requests, "query": sorted(self.query),
                 "page_max": self.page_max, "records": self.records, "media": self.media,
-                "fields": sorted(self.fields)}
+                "fields": sorted(self.fields), "scopes": sorted(self.scopes or ())}
 
 
 @dataclass(slots=True)
@@ -118,15 +122,17 @@ class UsageRecorder:
         self._lock = threading.Lock()
         self.dropped_clients = 0
 
-    def observe(self, grant: Grant, decision: Decision, response: OutgoingResponse) -> None:
+    def observe(self, identity: Identity, grant: Grant, decision: Decision,
+                response: OutgoingResponse) -> None:
         if grant.mode is not Mode.REPORT_ONLY or decision.client is None:
             return
         with self._lock:
-            self._observe(grant, decision, response)
+            self._observe(identity, grant, decision, response)
         if self._clock() >= self._next_flush:
             self.flush()
 
-    def _observe(self, grant: Grant, decision: Decision, response: OutgoingResponse) -> None:
+    def _observe(self, identity: Identity, grant: Grant, decision: Decision,
+                 response: OutgoingResponse) -> None:
         client = self._clients.get(decision.client or "")
         if client is None:
             if len(self._clients) >= MAX_CLIENTS:
@@ -142,6 +148,8 @@ class UsageRecorder:
                 return
             shape = client.shapes[key] = ShapeUse(decision.method, path, grant.route.name)
         shape.requests += 1
+        scopes = scope_names(identity.scopes)
+        shape.scopes = scopes if shape.scopes is None else shape.scopes & scopes
         names, sizes = query_shape(grant.query)
         for name in names:
             if len(shape.query) < MAX_QUERY_NAMES:
