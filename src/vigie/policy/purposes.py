@@ -18,7 +18,7 @@ from enum import StrEnum
 
 
 class Category(StrEnum):
-    RECORD_ID = "record id"
+    RECORD_ID = "local id"  # record ids, IPP, practice ids: personal, lower risk
     NIR = "NIR / INS"
     NAME = "name"
     BIRTH_DATE = "birth date"
