@@ -76,6 +76,8 @@ def _suggest(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
+    for warning in evidence.warnings:
+        print(f"{prog}: warning: {warning}", file=sys.stderr)
     files = ", ".join(args.audit)
     print(f"{prog}: {evidence.lines} audit lines read from {files}, chain intact "
           f"(from {'genesis' if set(evidence.chain_start) == {'0'} else evidence.chain_start}"

@@ -77,6 +77,9 @@ def test_a_usage_log_from_another_deployment_is_refused(audit: Path, tmp_path: P
     result = suggest("--audit", audit, "--usage", usage, "--client", "gp-frontdesk")
     assert result.code == 1
     assert "usage log from another deployment" in result.err
+    usage.write_bytes(usage.read_bytes()[:-20])  # a torn last line is skipped, said so
+    torn = suggest("--audit", audit, "--usage", usage, "--client", "gp-frontdesk")
+    assert torn.code == 0 and f"{usage}:1: truncated last line skipped" in torn.err
     usage.write_text("not json\n")
     garbage = suggest("--audit", audit, "--usage", usage, "--client", "gp-frontdesk")
     assert garbage.code == 1 and f"{usage}:1: not a usage log line" in garbage.err

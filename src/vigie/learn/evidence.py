@@ -114,6 +114,7 @@ class Evidence:
     client_requests_minute: int = 0  # all principals
     client_patients_day: int = 0
     usage_lines: int = 0
+    warnings: list[str] = field(default_factory=list)
 
 
 Progress = Callable[[str], None]
@@ -235,6 +236,9 @@ def _read_usage(name: str, evidence: Evidence) -> set[str]:
     anchors: set[str] = set()
     with open(name, "rb") as handle:
         for number, raw in enumerate(handle, 1):
+            if not raw.endswith(b"\n"):  # written at shutdown, cut by a crash: not evidence
+                evidence.warnings.append(f"{name}:{number}: truncated last line skipped")
+                break
             try:
                 line = orjson.loads(raw)
             except orjson.JSONDecodeError:
