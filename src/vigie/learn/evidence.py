@@ -174,7 +174,8 @@ def _read_audit(files: list[str], evidence: Evidence, since: str | None, anchors
                     progress(f"vigie: reading the audit: {100 * done // max(total, 1)}% "
                              f"({done >> 20} of {total >> 20} MiB, {evidence.lines} lines)")
                 if member not in raw:
-                    _count_other(raw, evidence)
+                    if not evidence.client_lines:  # only said when the client is never seen
+                        _count_other(raw, evidence)
                     continue
                 record = orjson.loads(raw)
                 if record.get("client") != evidence.client:
