@@ -92,6 +92,10 @@ def _suggest(args: argparse.Namespace) -> int:
     _check_deployment(evidence, current, prog)
     for note in suggestion.notes:
         print(f"{prog}: note: {note}", file=sys.stderr)
+    if not suggestion.policy["routes"]:
+        print(f"{prog}: nothing to suggest: no route of {args.client} can be learnt from "
+              "this evidence", file=sys.stderr)
+        return 1
     text = _header(args, evidence.client_lines, suggestion.notes) + dump_yaml(suggestion.policy)
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)

@@ -94,6 +94,15 @@ def test_an_audit_from_another_deployment_is_flagged(tmp_path: Path) -> None:
     assert "an audit from another deployment?" in result.err
 
 
+def test_unmatched_requests_without_the_usage_log_teach_nothing(tmp_path: Path) -> None:
+    audit = write_audit(tmp_path / "audit.jsonl", [
+        {"client": "pilot", "route": "unmatched", "would_block": "denied:no_route"}] * 3)
+    result = suggest("--audit", audit, "--client", "pilot")
+    assert result.code == 1 and result.out == ""
+    assert "3 requests matched no route: their paths are in the usage log only" in result.err
+    assert "nothing to suggest" in result.err
+
+
 def test_a_policy_of_another_client_is_a_usage_error(audit: Path) -> None:
     result = suggest("--audit", audit, "--client", "gp-frontdesk",
                      "--diff", REPO / "policies" / "billing.yaml")

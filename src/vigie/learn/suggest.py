@@ -142,6 +142,10 @@ def _drafts(evidence: Evidence, current: ClientPolicy | None, notes: list[str]) 
         draft.methods.add(_READ_METHODS.get(shape.method, shape.method))
         draft.requests += shape.requests
         _merge(draft, shape, replace_query=False)
+    unmatched_use = evidence.routes.get(UNMATCHED)
+    if unmatched_use is not None and unmatched_use.requests and not evidence.shapes:
+        notes.append(f"{unmatched_use.requests} requests matched no route: their paths are "
+                     "in the usage log only (--usage)")
     if not by_path:
         notes.append("no route was used with an answer: the policy has no route")
     return list(by_path.values())
