@@ -78,7 +78,8 @@ def test_a_usage_log_from_another_deployment_is_refused(audit: Path, tmp_path: P
     assert result.code == 1
     assert "usage log from another deployment" in result.err
     usage.write_bytes(usage.read_bytes()[:-20])  # a torn last line is skipped, said so
-    torn = suggest("--audit", audit, "--usage", usage, "--client", "gp-frontdesk")
+    torn = suggest("--audit", audit, "--usage", usage, "--client", "gp-frontdesk",
+                   "--diff", REPO / "policies" / "gp-frontdesk.yaml")
     assert torn.code == 0 and f"{usage}:1: truncated last line skipped" in torn.err
     usage.write_text("not json\n")
     garbage = suggest("--audit", audit, "--usage", usage, "--client", "gp-frontdesk")
@@ -90,8 +91,8 @@ def test_an_audit_from_another_deployment_is_flagged(tmp_path: Path) -> None:
         {"client": "gp-frontdesk", "route": "dossier-lecture"}])
     result = suggest("--audit", audit, "--client", "gp-frontdesk",
                      "--diff", REPO / "policies" / "gp-frontdesk.yaml")
-    assert result.code == 0
     assert "an audit from another deployment?" in result.err
+    assert result.code == 1 and "nothing to suggest" in result.err  # no route it knows
 
 
 def test_unmatched_requests_without_the_usage_log_teach_nothing(tmp_path: Path) -> None:
@@ -121,7 +122,8 @@ def test_a_large_audit_is_streamed_with_progress(tmp_path: Path) -> None:
         {"client": "billing" if n % 2 else "gp-frontdesk", "route": "read-patient",
          "patients": [str(n % 500)], "wall_time": 1_795_860_000.0 + n / 50}
         for n in range(70_000)))
-    result = suggest("--audit", audit, "--client", "gp-frontdesk")
+    result = suggest("--audit", audit, "--client", "gp-frontdesk",
+                     "--diff", REPO / "policies" / "gp-frontdesk.yaml")
     assert result.code == 0, result.err
     assert "vigie: reading the audit: " in result.err and "65536 lines" in result.err
     assert "70000 audit lines read" in result.err
