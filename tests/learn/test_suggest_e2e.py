@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from cli.conftest import vigie
-from support.harness import Harness, Keys
+from support.harness import ISSUER, Harness, Keys
 
 NIR = "185057800608491"
 PILOT = """\
@@ -123,6 +123,7 @@ def test_suggest_learns_a_policy_that_checks_and_tests_green(
     assert set(routes) == {"/fhir/Patient/{id}", "/patients", "/patients/{id}",
                            "/patients/{id}/results"}  # /admin/purge was never used
     assert suggested["mode"] == "enforce"
+    assert suggested["issuer"] == ISSUER  # the one issuer its tokens came from
     search = routes["/patients"]
     assert search["methods"] == ["GET"]
     assert search["query"] == {"allowed": ["last_name", "page_size"], "max": {"page_size": 50}}

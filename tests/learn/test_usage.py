@@ -74,7 +74,7 @@ def test_one_line_per_client_per_flush_with_the_shapes(tmp_path: Path) -> None:
     written = lines(path)
     assert [line["client"] for line in written] == ["other", "pilot"]
     assert all(line["audit_head"] == HEAD and line["kind"] == "vigie-usage/v1"
-               for line in written)
+               and line["issuers"] == ["i"] for line in written)
     shapes = {s["path"]: s for s in written[1]["shapes"]}
     assert shapes["/patients/{}"]["requests"] == 3
     assert shapes["/patients/{}"]["fields"] == ["address.postcode", "id", "last_name", "nir"]

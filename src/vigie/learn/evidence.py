@@ -114,6 +114,7 @@ class Evidence:
     client_requests_minute: int = 0  # all principals
     client_patients_day: int = 0
     usage_lines: int = 0
+    issuers: set[str] = field(default_factory=set)  # token issuers the usage log saw
     warnings: list[str] = field(default_factory=list)
 
 
@@ -252,6 +253,7 @@ def _read_usage(name: str, evidence: Evidence) -> set[str]:
             if line.get("client") != evidence.client:
                 continue
             evidence.usage_lines += 1
+            evidence.issuers.update(str(i) for i in line.get("issuers") or ())
             for item in line.get("shapes") or ():
                 _merge_shape(item, evidence)
     return anchors

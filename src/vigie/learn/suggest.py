@@ -72,6 +72,11 @@ def suggest(evidence: Evidence, current: ClientPolicy | None = None,
     policy: dict[str, Any] = {"apiVersion": "vigie/v1", "client": evidence.client}
     if current is not None and current.issuer:
         policy["issuer"] = current.issuer
+    elif len(evidence.issuers) == 1:  # pin the client to the one issuer its tokens came from
+        policy["issuer"] = next(iter(evidence.issuers))
+    elif len(evidence.issuers) > 1:
+        notes.append(f"tokens of {evidence.client} came from {len(evidence.issuers)} issuers: "
+                     "a policy belongs to one (`issuer`); split it per issuer")
     policy["description"] = (f"Least privilege learnt from {evidence.client_lines} audited "
                              f"requests ({evidence.first} to {evidence.last})")
     policy["mode"] = "enforce"

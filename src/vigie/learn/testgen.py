@@ -28,11 +28,13 @@ _NEVER_USED = "/vigie-suggest/never-used"
 def policy_tests(policy: dict[str, Any]) -> dict[str, Any]:
     routes = policy.get("routes", [])
     cases: list[dict[str, Any]] = []
+    issuer = policy.get("issuer")
     for route in routes:
-        cases.extend(_route_cases(route, routes))
+        cases.extend(_route_cases(route, routes, issuer))
     if not _allowed(routes, "GET", _NEVER_USED):
+        claims = {"iss": issuer} if issuer is not None else {}
         cases.append({"name": "a path the client never used is refused",
-                      "request": {"method": "GET", "path": _NEVER_USED},
+                      "request": {"method": "GET", "path": _NEVER_USED, "claims": claims},
                       "expect": {"status": 403}})
     return {"client": policy["client"], "cases": cases}
 
@@ -50,10 +52,13 @@ def _allowed(routes: list[dict[str, Any]], method: str, path: str) -> bool:
     return False
 
 
-def _route_cases(route: dict[str, Any], routes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _route_cases(route: dict[str, Any], routes: list[dict[str, Any]],
+                 issuer: str | None) -> list[dict[str, Any]]:
     name = route["name"]
     path = _concrete(route["path"])
     claims: dict[str, Any] = {"scope": " ".join(route.get("scopes", []))}
+    if issuer is not None:
+        claims["iss"] = issuer  # a policy pinned to its issuer only serves that issuer's tokens
     method = "GET" if "GET" in route["methods"] else route["methods"][0]
     cases = []
     response = route.get("response")

@@ -11,6 +11,7 @@ does not fit is counted in `dropped`. Every `flush_seconds` (and at shutdown)
 one JSON line per client is appended to the file and the counters restart:
 
     {"kind":"vigie-usage/v1","ts":"...","audit_head":"<hash>","client":"C","dropped":0,
+     "issuers":["https://idp.example/realms/care"],
      "shapes":[{"method":"GET","path":"/patients/{}","route":"unmatched","requests":12,
                 "query":["page_size"],"page_max":{"page_size":50},"records":"$.items[*]",
                 "media":"json","fields":["id","last_name"],"scopes":["patient.read"]}]}
@@ -51,6 +52,7 @@ KIND = "vigie-usage/v1"
 MAX_CLIENTS = 256
 MAX_SHAPES = 64
 MAX_QUERY_NAMES = 32
+MAX_ISSUERS = 8
 MAX_WORDS_PER_POSITION = 8
 MAX_POSITIONS = 4096
 MAX_BODY_BYTES = 4 * 1024 * 1024  # larger bodies: the shape is counted, fields not read
@@ -102,6 +104,7 @@ class ShapeUse:
 class _Client:
     shapes: dict[tuple[str, str], ShapeUse] = field(default_factory=dict)
     dropped: int = 0
+    issuers: set[str] = field(default_factory=set)  # token `iss` values (not personal data)
 
 
 class UsageRecorder:
@@ -139,6 +142,8 @@ class UsageRecorder:
                 self.dropped_clients += 1
                 return
             client = self._clients[decision.client or ""] = _Client()
+        if len(client.issuers) < MAX_ISSUERS:
+            client.issuers.add(identity.issuer)
         path = grant.route.path if grant.route.segments else self._shape(decision, grant.path)
         key = (decision.method, path)
         shape = client.shapes.get(key)
@@ -228,7 +233,7 @@ class UsageRecorder:
         head = self._audit_head()
         lines = [orjson.dumps({
             "kind": KIND, "ts": stamp, "audit_head": head, "client": name,
-            "dropped": client.dropped,
+            "dropped": client.dropped, "issuers": sorted(client.issuers),
             "shapes": [shape.as_json() for shape in client.shapes.values()],
         }) + b"\n" for name, client in sorted(clients.items())]
         try:
