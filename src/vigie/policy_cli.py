@@ -16,7 +16,9 @@ from typing import Any
 
 import yaml
 
+from vigie.audit.line import GENESIS
 from vigie.errors import ConfigError
+from vigie.policy.model import ClientPolicy
 from vigie.policy.purposes import PURPOSES
 
 
@@ -48,90 +50,84 @@ def run_policy_command(args: argparse.Namespace) -> int:
 
 
 def _suggest(args: argparse.Namespace) -> int:
+    from vigie.audit.exposed import timestamp_bound
+    from vigie.learn.diff import deployment_warnings
     from vigie.learn.evidence import EvidenceError, read_evidence, stderr_progress
     from vigie.learn.suggest import suggest
-    from vigie.learn.testgen import policy_tests
     from vigie.policy.loader import load_policy_file
 
-    prog = "vigie policy suggest"
     current = None
     try:
+        if args.since is not None:
+            timestamp_bound(args.since, end_of_day=False)
         if args.diff is not None:
             current = load_policy_file(args.diff)
             if current.client != args.client:
-                print(f"{prog}: {args.diff} is the policy of {current.client!r}, "
-                      f"not {args.client!r}", file=sys.stderr)
-                return 2
+                return _fail(f"{args.diff} is the policy of {current.client!r}, "
+                             f"not {args.client!r}", 2)
         evidence = read_evidence(args.audit, args.client, usage_files=args.usage,
                                  since=args.since, progress=stderr_progress())
     except EvidenceError as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
-        return 1
+        return _fail(str(exc), 1)
     except ValueError:
-        print(f"{prog}: --since: not ISO 8601: {args.since!r}", file=sys.stderr)
-        return 2
+        return _fail(f"--since: not ISO 8601: {args.since!r}", 2)
     except OSError as exc:
-        print(f"{prog}: {exc.filename}: cannot read: {exc.strerror}", file=sys.stderr)
-        return 2
+        return _fail(f"{exc.filename}: cannot read: {exc.strerror}", 2)
     except ConfigError as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
-        return 2
+        return _fail(str(exc), 2)
     for warning in evidence.warnings:
-        print(f"{prog}: warning: {warning}", file=sys.stderr)
-    files = ", ".join(args.audit)
-    print(f"{prog}: {evidence.lines} audit lines read from {files}, chain intact "
-          f"(from {'genesis' if set(evidence.chain_start) == {'0'} else evidence.chain_start}"
-          f" to {evidence.chain_head})", file=sys.stderr)
+        _say(f"warning: {warning}")
+    origin = "genesis" if evidence.chain_start == GENESIS else evidence.chain_start
+    _say(f"{evidence.lines} audit lines read from {', '.join(args.audit)}, chain intact "
+         f"(from {origin} to {evidence.chain_head})")
     if evidence.client_lines == 0:
         seen = ", ".join(name for name, _ in evidence.other_clients.most_common(10)) or "none"
-        print(f"{prog}: client {args.client!r} never appears in the audit"
-              f"{' since ' + args.since if args.since else ''} (clients seen: {seen})",
-              file=sys.stderr)
-        return 1
+        return _fail(f"client {args.client!r} never appears in the audit"
+                     f"{' since ' + args.since if args.since else ''} (clients seen: {seen})", 1)
     suggestion = suggest(evidence, current, args.purpose)
-    _check_deployment(evidence, current, prog)
+    for warning in deployment_warnings(evidence, current):
+        _say(f"warning: {warning}")
     for note in suggestion.notes:
-        print(f"{prog}: note: {note}", file=sys.stderr)
+        _say(f"note: {note}")
     if not suggestion.policy["routes"]:
-        print(f"{prog}: nothing to suggest: no route of {args.client} can be learnt from "
-              "this evidence", file=sys.stderr)
-        return 1
+        return _fail(f"nothing to suggest: no route of {args.client} can be learnt from this "
+                     "evidence", 1)
     text = _header(args, evidence.client_lines, suggestion.notes) + dump_yaml(suggestion.policy)
+    _output(args, current, suggestion.policy, text)
+    return 0
+
+
+def _say(message: str) -> None:
+    print(f"vigie policy suggest: {message}", file=sys.stderr)
+
+
+def _fail(message: str, code: int) -> int:
+    _say(message)
+    return code
+
+
+def _output(args: argparse.Namespace, current: ClientPolicy | None, policy: dict[str, Any],
+            text: str) -> None:
+    """`--out`: the policy and its tests; `--diff`: a summary and the diff; else the policy."""
+    from vigie.learn.diff import summarize
+    from vigie.learn.testgen import policy_tests
+
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / f"{args.client}.yaml").write_text(text, encoding="utf-8")
-        tests = policy_tests(suggestion.policy)
         (args.out / f"{args.client}.test.yaml").write_text(
             f"# Policy tests for the suggested {args.client} policy: "
-            f"`vigie policy test {args.out}`.\n" + dump_yaml(tests), encoding="utf-8")
-        print(f"{prog}: wrote {args.out / (args.client + '.yaml')} and its .test.yaml",
-              file=sys.stderr)
+            f"`vigie policy test {args.out}`.\n" + dump_yaml(policy_tests(policy)),
+            encoding="utf-8")
+        _say(f"wrote {args.out / (args.client + '.yaml')} and its .test.yaml")
     if current is not None:
-        from vigie.learn.diff import summarize
-
-        for line in summarize(current, suggestion.policy):
+        for line in summarize(current, policy):
             print(f"# {line}")
         old = args.diff.read_text(encoding="utf-8").splitlines(keepends=True)
         sys.stdout.writelines(difflib.unified_diff(old, text.splitlines(keepends=True),
                                                    str(args.diff), "suggested"))
     elif args.out is None:
         sys.stdout.write(text)
-    return 0
-
-
-def _check_deployment(evidence: Any, current: Any, prog: str) -> None:
-    """An audit whose route names the current policy does not know: say so."""
-    if current is None:
-        return
-    known = {route.name for route in current.routes}
-    used = {name for name in evidence.routes if name not in ("unmatched", "none")}
-    unknown = sorted(used - known)
-    if unknown and not used & known:
-        print(f"{prog}: warning: none of the routes in the audit ({', '.join(unknown[:5])}) "
-              f"is in {current.source}: an audit from another deployment?", file=sys.stderr)
-    elif unknown:
-        print(f"{prog}: warning: routes in the audit unknown to {current.source}: "
-              f"{', '.join(unknown[:5])} (an older policy?)", file=sys.stderr)
 
 
 def _header(args: argparse.Namespace, requests: int, notes: list[str]) -> str:

@@ -1,15 +1,18 @@
 """What a suggested policy changes against the current one, in words a reviewer reads first.
 
 `vigie policy suggest --diff POLICY` prints these lines, then the unified diff
-of the two files. Routes are paired by name, then by path.
+of the two files. Routes are paired by name, then by path. `deployment_warnings`
+says when the audit's route names do not belong to the current policy.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from vigie.learn.evidence import Evidence
 from vigie.learn.suggest import rule_action
 from vigie.policy.model import ClientPolicy, Route
+from vigie.proxy import NO_CLIENT, UNMATCHED
 
 
 def summarize(current: ClientPolicy, suggested: dict[str, Any]) -> list[str]:
@@ -60,3 +63,19 @@ def _text(action: Any) -> str:
         ((kind, argument),) = action.items()
         return f"{kind} {argument}"
     return str(action)
+
+
+def deployment_warnings(evidence: Evidence, current: ClientPolicy | None) -> list[str]:
+    """Route names in the audit that the current policy does not know: another deployment?"""
+    if current is None:
+        return []
+    known = {route.name for route in current.routes}
+    used = {name for name in evidence.routes if name not in (UNMATCHED, NO_CLIENT)}
+    unknown = sorted(used - known)
+    if unknown and not used & known:
+        return [f"none of the routes in the audit ({', '.join(unknown[:5])}) is in "
+                f"{current.source}: an audit from another deployment?"]
+    if unknown:
+        return [f"routes in the audit unknown to {current.source}: {', '.join(unknown[:5])} "
+                "(an older policy?)"]
+    return []
