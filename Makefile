@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck unit interop bench bench-guard bench-export bench-audit install dev clean lock sbom
+.PHONY: demo test lint typecheck unit interop bench bench-guard bench-export bench-audit install dev clean lock sbom register
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,11 @@ $(INTEROP_DIR)/.installed: interop/package.json interop/package-lock.json
 
 interop: dev $(INTEROP_DIR)/.installed
 	VIGIE_INTEROP_DIR=$(INTEROP_DIR) $(BIN)/pytest -q interop
+
+# The register of the example policies, for the DPO (tests/register checks it is up to date).
+register: $(VENV)/.installed
+	$(BIN)/vigie policy report policies --format md --output docs/register.md
+	$(BIN)/vigie policy report policies --format html --output docs/register.html
 
 # Not part of `make test`: wrk against nginx, a naive proxy and vigie (~4 min), then the
 # guard's cost per request (memory and Redis) and the RSS of a 1 GB export through vigie.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make sure what the tests need is there, then run "$@" with VIGIE_TEST_REDIS set.
-# - promtool (Debian package `prometheus`), installed with apt-get when missing;
+# - promtool (Debian package `prometheus`) and chromium (Debian package `chromium`, driven by
+#   Playwright), installed with apt-get when missing;
 # - Redis: the machine's server on 127.0.0.1:6379 (DB 14) if it answers, else a
 #   throwaway redis-server (Debian package `redis-server`) on a free port, stopped after.
 set -euo pipefail
@@ -8,6 +9,7 @@ set -euo pipefail
 need_apt=()
 { command -v promtool && [ -x /usr/bin/prometheus ]; } >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)  # the register page is tested in a browser
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "test-services: installing ${need_apt[*]} with apt-get"

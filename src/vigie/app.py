@@ -26,6 +26,7 @@ from vigie.forward import AiohttpForwarder, Forwarder, HttpxForwarder
 from vigie.guard import Guard
 from vigie.incident.registry import Incidents
 from vigie.incident.wiring import build_incidents
+from vigie.learn.usage import NoUsage, UsageRecorder, UsageSink
 from vigie.minimize import Minimizer
 from vigie.policy.issuers import check_policy_issuers
 from vigie.policy.model import Action, PolicySet
@@ -91,6 +92,7 @@ class Vigie:
             default_mode=settings.mode,
             links=LinkRewriter(settings.upstream, settings.links, settings.max_response_bytes),
             incidents=incidents,
+            usage=_usage(settings, audit),
         )
         proxy = Proxy(stages)
         vigie = cls(settings=settings, stages=stages, authenticator=authenticator,
@@ -123,6 +125,7 @@ class Vigie:
         await self.stages.guard.close()
         await self.incidents.close()
         await self.authenticator.close()
+        self.stages.usage.close()
         self.audit.close()
         self.stages.tracing.shutdown()
 
@@ -134,6 +137,12 @@ def _token(settings: Settings, what: str, key: str,
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot use the {what}: {exc}",
                           file=str(settings.source or "<environment>"), key=key) from exc
+
+
+def _usage(settings: Settings, audit: AuditLog) -> UsageSink:
+    """The report-only usage log when `audit.usage_path` is set (learn/usage.py)."""
+    path = settings.audit.usage_path
+    return NoUsage() if path is None else UsageRecorder(path, lambda: audit.head)
 
 
 def _forwarder(settings: Settings) -> Forwarder:

@@ -40,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     psub = policy.add_subparsers(dest="policy_command", required=True)
     check = psub.add_parser("check", help="validate every policy file in DIR")
     check.add_argument("dir", type=Path)
+    check.add_argument("--strict", action="store_true",
+                       help="also require the metadata: owner, purpose, legal basis, ...")
     ptest = psub.add_parser("test", help="run the *.test.yaml files in DIR")
     ptest.add_argument("dir", type=Path)
     explain = psub.add_parser("explain", help="show what a request would get")
@@ -47,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--client", required=True)
     explain.add_argument("--method", default="GET")
     explain.add_argument("--path", required=True)
+    from vigie.policy_cli import add_policy_commands  # suggest, report (issue #18)
+
+    add_policy_commands(psub)
 
     audit = sub.add_parser("audit", help="verify the audit log, list exposed patients")
     asub = audit.add_subparsers(dest="audit_command", required=True)
@@ -123,7 +128,7 @@ def _policy(args: argparse.Namespace) -> int:
     if args.policy_command == "check":
         from vigie.policy.loader import check_policies
 
-        errors = check_policies(args.dir)
+        errors = check_policies(args.dir, strict=args.strict)
         for line in errors:
             print(line)
         if not errors:
@@ -135,6 +140,10 @@ def _policy(args: argparse.Namespace) -> int:
                     print(warning)
             print(f"{args.dir}: policies valid")
         return 1 if errors else 0
+    if args.policy_command in ("suggest", "report"):
+        from vigie.policy_cli import run_policy_command
+
+        return run_policy_command(args)
     if args.policy_command == "explain":
         from vigie.policy.explain import explain
 

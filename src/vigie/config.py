@@ -58,6 +58,7 @@ class AuditSettings:
     path: str = "-"
     on_failure: str = "closed"  # closed: 503 when the audit line cannot be written; open: alert
     rotate_bytes: int = 0  # 0: never rotate
+    usage_path: str | None = None  # report-only usage log (learn/usage.py); None: off
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,7 +261,8 @@ def _build(raw: dict[str, Any], r: _Reader) -> Settings:
         redis_url = r.typed(redis_url, ("redis",), str, "a redis:// URL or null")
         r.convert(redis_url, ("redis",), redis_connect.usable_by_guard)
     key_file = raw.get("pseudonym_key_file")
-    audit_raw = r.mapping(raw.get("audit"), ("audit",), {"path", "on_failure", "rotate_bytes"})
+    audit_raw = r.mapping(raw.get("audit"), ("audit",), {"path", "on_failure", "rotate_bytes",
+                                                            "usage_path"})
     audit_path = r.typed(audit_raw.get("path", "-"), ("audit", "path"), str, "a path or '-'")
     on_failure = r.typed(audit_raw.get("on_failure", "closed"), ("audit", "on_failure"), str,
                          "closed or open")
@@ -271,6 +273,8 @@ def _build(raw: dict[str, Any], r: _Reader) -> Settings:
         on_failure=on_failure,
         rotate_bytes=r.typed(audit_raw.get("rotate_bytes", 0), ("audit", "rotate_bytes"), int,
                              "a number of bytes"),
+        usage_path=None if audit_raw.get("usage_path") is None else str(
+            r.path(audit_raw["usage_path"], ("audit", "usage_path"))),
     )
     limits = parse_limits(raw.get("limits"), ("limits",), r.error).inherit(DEFAULT_LIMITS)
     guard_raw = r.mapping(raw.get("guard"), ("guard",),

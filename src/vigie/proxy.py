@@ -32,6 +32,7 @@ from vigie.errors import (
 from vigie.forward import Forwarder, request_headers
 from vigie.guard import Guard
 from vigie.incident.steps import IncidentSteps, NoIncidents
+from vigie.learn.usage import NoUsage, UsageSink
 from vigie.messages import Headers, OutgoingResponse, UpstreamResponse
 from vigie.minimize import Minimizer, nir
 from vigie.paths import normalize
@@ -90,6 +91,7 @@ class Stages:
     default_mode: Mode
     links: LinkRewriter | None = None  # upstream links -> public URL (rewrite/)
     incidents: IncidentSteps = field(default_factory=NoIncidents)
+    usage: UsageSink = field(default_factory=NoUsage)  # report-only shapes (learn/usage.py)
 
 
 class Proxy:
@@ -159,6 +161,7 @@ class Proxy:
             decision.status, decision.decision, decision.reason = 499, "error", "disconnected"
             return
         decision.status = outgoing.status
+        s.usage.observe(identity, grant, decision, outgoing)
         if isinstance(outgoing.body, bytes):
             try:
                 await self._record(decision, identity, grant, principal)

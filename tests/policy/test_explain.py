@@ -50,7 +50,7 @@ def test_explains_query_rules_and_a_given_query() -> None:
 def test_unknown_client_and_refused_path() -> None:
     text = explain(EXAMPLE_POLICIES, "intruder", "GET", "/patients/42")
     assert "no policy for client 'intruder'" in text and "403 unknown_client" in text
-    assert "billing, gp-frontdesk, research-export" in text
+    assert "billing, gp-frontdesk, lab-results, research-export" in text
     text = explain(EXAMPLE_POLICIES, "gp-frontdesk", "GET", "/patients/42%2F..%2F43")
     assert "path refused before matching (400): encoded slash" in text
 

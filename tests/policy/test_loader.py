@@ -44,7 +44,7 @@ def test_invalid_policies_report_every_error_with_file_and_line(case: str) -> No
 def test_examples_are_valid() -> None:
     assert check_policies(EXAMPLE_POLICIES) == []
     policies = load_policies(EXAMPLE_POLICIES)
-    assert set(policies.clients) == {"gp-frontdesk", "billing", "research-export"}
+    assert set(policies.clients) == {"gp-frontdesk", "billing", "lab-results", "research-export"}
 
 
 def test_the_contract_example_loads_into_the_model() -> None:

@@ -25,7 +25,7 @@ def validator() -> jsonschema.Draft202012Validator:
 
 def test_every_example_policy_validates(validator: jsonschema.Draft202012Validator) -> None:
     files = policy_files(EXAMPLE_POLICIES)
-    assert len(files) == 3
+    assert len(files) == 4
     for path in files:
         errors = [e.message for e in validator.iter_errors(yaml.safe_load(path.read_text()))]
         assert errors == [], path

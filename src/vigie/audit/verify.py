@@ -66,6 +66,11 @@ def verify(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], *,
     return VerifyResult(True, checked, start=origin, head=last)
 
 
+def check_line(raw: bytes, expected: str | None) -> str | tuple[str, str]:
+    """One line with its newline: why it breaks the chain, or its (prev, hash)."""
+    return _check(raw, expected)
+
+
 def _check(raw: bytes, expected: str | None) -> str | tuple[str, str]:
     """Why this line breaks the chain, or its (prev, hash) when it is intact."""
     if not raw.endswith(b"\n"):

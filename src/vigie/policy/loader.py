@@ -22,6 +22,7 @@ from vigie.errors import ConfigError
 from vigie.policy import smart
 from vigie.policy.authorize import method_allowed
 from vigie.policy.envelope import parse_envelope
+from vigie.policy.metadata import read_metadata, strict_problems
 from vigie.policy.model import (
     Action,
     Binding,
@@ -46,7 +47,8 @@ from vigie.rates import Limits
 API_VERSION = "vigie/v1"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _TOP_KEYS = ("apiVersion", "client", "description", "mode", "routes", "limits",
-             "client_limits", "issuer")
+             "client_limits", "issuer",
+             "metadata")  # metadata: policy/metadata.py
 _ROUTE_KEYS = ("name", "methods", "path", "scopes", "query", "response")
 _QUERY_KEYS = ("allowed", "max")
 _RESPONSE_KEYS = ("records", "fields", "unlisted", "bind", "envelope")
@@ -74,9 +76,12 @@ def policy_files(folder: Path) -> list[Path]:
     )
 
 
-def check_policies(folder: Path) -> list[str]:
-    """Every error in the folder's policies as `FILE:LINE: message`; empty when valid."""
-    return _load(Path(folder))[1]
+def check_policies(folder: Path, *, strict: bool = False) -> list[str]:
+    """Every error in the folder's policies as `FILE:LINE: message`; empty when valid.
+
+    `strict` also requires the policy metadata (policy/metadata.py).
+    """
+    return _load(Path(folder), strict=strict)[1]
 
 
 def load_policies(folder: Path) -> PolicySet:
@@ -87,7 +92,16 @@ def load_policies(folder: Path) -> PolicySet:
     return policies
 
 
-def _load(folder: Path) -> tuple[PolicySet, list[str]]:
+def load_policy_file(path: Path) -> ClientPolicy:
+    """One policy file on its own (`vigie policy suggest --diff`); PolicyError when invalid."""
+    reader = _FileReader(Path(path))
+    policy = reader.read()
+    if policy is None or reader.errors:
+        raise PolicyError(reader.lines_out() or [f"{path}: not a policy"])
+    return policy
+
+
+def _load(folder: Path, *, strict: bool = False) -> tuple[PolicySet, list[str]]:
     if not folder.is_dir():
         return PolicySet({}), [f"{folder}: not a folder of policies"]
     files = policy_files(folder)
@@ -99,6 +113,8 @@ def _load(folder: Path) -> tuple[PolicySet, list[str]]:
     for path in files:
         reader = _FileReader(path)
         policy = reader.read()
+        if strict and policy is not None:
+            reader.strict(policy)
         if reader.client is not None:
             name, line = reader.client
             if name in defined_at:
@@ -215,13 +231,22 @@ class _FileReader:
         client_limits = self.limits(top.get("client_limits"), ("client_limits",)) \
             if "client_limits" in top else None
         routes = self.routes(top.get("routes"), ("routes",)) if "routes" in top else ()
+        metadata = read_metadata(top.get("metadata"), self.error)
         if self.errors or client is None:
             return None
         return ClientPolicy(client=client, routes=routes, description=description, mode=mode,
                             limits=limits, client_limits=client_limits, source=self.path,
-                            issuer=issuer,
+                            issuer=issuer, metadata=metadata,
                             issuer_line=self.lines.line(("issuer",) if "issuer" in top
                                                         else ("client",)))
+
+    def strict(self, policy: ClientPolicy) -> None:
+        """`check --strict`: the metadata is required (policy/metadata.py)."""
+        kept = [(("routes", index, "response", "fields", rule.selector.text), rule.selector.text)
+                for index, route in enumerate(policy.routes) if route.response is not None
+                for rule in route.response.fields if rule.action is Action.KEEP]
+        for path, message in strict_problems(policy.metadata, kept):
+            self.error(path, message)
 
     def limits(self, raw: Any, path: yamlsrc.Path) -> Limits:
         if raw is None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from vigie.policy.metadata import Metadata
 from vigie.rates import Limits
 
 
@@ -161,6 +162,8 @@ class ClientPolicy:
     # When set, only tokens of this issuer act as this client (client names are per issuer).
     issuer: str | None = None
     issuer_line: int = 0  # the line of `issuer:`, else of `client:` (for start-up errors)
+    # --- policy metadata (issue #18): owner, purpose, legal basis, retention, contact ---
+    metadata: Metadata | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ so expected `psn-` values are stable.
 
 Case format (contract section 3, with optional extras):
 
-    request:  {method, path, claims, headers?}
+    request:  {method, path, claims, headers?}   (claims.iss: the token's issuer)
     upstream: {status, json | body, content_type?, headers?}
     expect:   {status, json?, headers?, contains?, not_contains?}
 """
@@ -57,7 +57,8 @@ class _ClaimsIdentity:
                            request_id: str = "-") -> Identity:
         raw_scope = self._claims.get("scope", self._claims.get("scp", ""))
         scopes = raw_scope.split() if isinstance(raw_scope, str) else list(raw_scope)
-        return Identity(issuer="policy-test", client=self._client,
+        # `iss` in the claims selects the issuer (a policy pinned with `issuer:` needs it)
+        return Identity(issuer=str(self._claims.get("iss", "policy-test")), client=self._client,
                         subject=str(self._claims.get("sub", "policy-test-user")),
                         scopes=frozenset(scopes), claims=self._claims)
 
