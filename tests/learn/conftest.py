@@ -18,7 +18,7 @@ def write_audit(path: Path, requests: Iterable[dict[str, Any]]) -> Path:
     try:
         for index, overrides in enumerate(requests):
             values = {"request_id": f"req-{index}", "wall_time": BASE_TIME + index, **overrides}
-            principal = values.pop("principal", "psn_user")
+            principal = values.pop("principal", "psn-user")
             log.record(make_decision(**values), principal)
     finally:
         log.close()

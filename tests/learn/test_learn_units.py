@@ -107,5 +107,5 @@ def test_generated_tests_cover_served_refused_and_least_forms() -> None:
                                      "value": "185057800608491"}]
     assert "185057800608491" in served["expect"]["not_contains"]
     assert '"1985"' in served["expect"]["contains"]
-    assert '"psn_' in served["expect"]["contains"]
+    assert '"psn-' in served["expect"]["contains"]
     assert tests["cases"][3]["request"]["path"] == "/fhir/Patient?_count=21"

@@ -126,7 +126,7 @@ def _expectation(expect: dict[str, Any], action: Any, value: str) -> None:
         return
     expect["not_contains"].append(value)
     if action == "pseudonymize":
-        expect["contains"].append('"psn_')
+        expect["contains"].append('"psn-')
     elif isinstance(action, dict) and action.get("generalize") == "year":
         expect["contains"].append(f'"{value[:4]}"')
     elif isinstance(action, dict) and action.get("generalize") == "month":
