@@ -37,6 +37,13 @@ from vigie.paths import normalize
 from vigie.policy.authorize import authorize
 from vigie.policy.model import ClientPolicy, Mode, PolicySet, Route
 from vigie.pseudonym import Pseudonymizer
+from vigie.request_body import (
+    BodyLimits,
+    ClientDisconnected,
+    ExpectedBody,
+    expected_body,
+    read_body,
+)
 from vigie.telemetry.metrics import Metrics
 from vigie.telemetry.tracing import Tracing
 from vigie.types import Receive, Scope, Send
@@ -50,10 +57,6 @@ AUDIT_SEGMENT = 10_000  # patient references per audit line of a streamed respon
 NO_CLIENT = "none"  # metric label when no verified client (or not one of ours)
 NO_ROUTE = "none"
 UNMATCHED = "unmatched"  # report-only: a request no route allows, forwarded and recorded
-
-
-class ClientDisconnected(Exception):
-    pass
 
 
 class Authenticating(Protocol):
@@ -85,6 +88,7 @@ class Stages:
     tracing: Tracing
     pseudonymizer: Pseudonymizer
     default_mode: Mode
+    body_limits: BodyLimits = BodyLimits()
 
 
 class Proxy:
@@ -126,11 +130,13 @@ class Proxy:
                 decision.subject = identity.subject
                 principal = s.pseudonymizer.principal(identity.client, identity.subject)
                 grant = self._authorize(scope, identity, decision)
+                announced = expected_body(scope["method"], grant.route, headers,
+                                          s.body_limits)
             with s.tracing.stage("guard"):
                 await s.guard.admit(identity, grant, decision)
             with s.tracing.stage("upstream"):
                 upstream = await self._forward(scope, receive, headers, identity, grant,
-                                               principal, decision)
+                                               principal, decision, announced)
             with s.tracing.stage("minimize"):
                 try:
                     outgoing = await s.minimizer.minimize(upstream, grant, identity, decision)
@@ -183,7 +189,7 @@ class Proxy:
 
     async def _forward(self, scope: Scope, receive: Receive, headers: Headers,
                        identity: Identity, grant: Grant, principal: str,
-                       decision: Decision) -> UpstreamResponse:
+                       decision: Decision, expected: ExpectedBody | None) -> UpstreamResponse:
         s = self.s
         extra: Headers = [("x-vigie-client", identity.client), ("x-vigie-user", principal),
                           ("x-request-id", decision.request_id)]
@@ -191,8 +197,9 @@ class Proxy:
         if traceparent:
             extra.append(("traceparent", traceparent))
         outgoing_headers = request_headers(headers, masks=grant.route.masks, extra=extra)
-        has_body = any(k in ("content-length", "transfer-encoding") for k, _ in headers)
-        body = _body(receive) if has_body else None
+        body = None  # read whole before a connection is taken: a slow client holds none
+        if expected is not None:
+            body = await read_body(receive, expected, s.body_limits.timeout)
         started = time.perf_counter()
         try:
             upstream = await s.forwarder.send(scope["method"], grant.path, grant.query,
@@ -359,18 +366,6 @@ async def _disconnected(receive: Receive) -> None:
     """Returns when the client has gone (the request body was already read)."""
     while (await receive())["type"] != "http.disconnect":
         pass
-
-
-async def _body(receive: Receive) -> AsyncIterator[bytes]:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnected()
-        chunk = message.get("body", b"")
-        if chunk:
-            yield chunk
-        if not message.get("more_body", False):
-            return
 
 
 def _raw_headers(response: OutgoingResponse, request_id: str,
