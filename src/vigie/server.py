@@ -17,10 +17,10 @@ from collections.abc import Callable, Generator
 from typing import Any, cast
 
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from vigie.app import Vigie
-from vigie.config import Settings
+from vigie.config import Listen, Settings
+from vigie.listener import BoundedHeadProtocol, bounded
 from vigie.proxy import ORIGIN_FORM
 from vigie.types import ASGIApp
 
@@ -35,7 +35,7 @@ class _Server(uvicorn.Server):
         yield
 
 
-class OriginFormProtocol(HttpToolsProtocol):
+class OriginFormProtocol(BoundedHeadProtocol):
     """httptools, telling the app whether the request target was in origin form.
 
     uvicorn keeps only the path of an absolute-form target (`GET http://h/x`),
@@ -59,10 +59,16 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def make_server(app: ASGIApp, grace: float) -> uvicorn.Server:
-    """A uvicorn server for an already-bound socket; signals are ours, not uvicorn's."""
+def make_server(app: ASGIApp, grace: float, listen: Listen | None = None) -> uvicorn.Server:
+    """A uvicorn server for an already-bound socket; signals are ours, not uvicorn's.
+
+    Request heads are bounded by `listen.max_header_bytes` and `header_timeout_seconds`.
+    """
+    listen = listen or Listen()
+    protocol = bounded(OriginFormProtocol, listen.max_header_bytes,
+                       listen.header_timeout_seconds)
     config = uvicorn.Config(
-        app, http=OriginFormProtocol, lifespan="off", access_log=False, log_config=None,
+        app, http=protocol, lifespan="off", access_log=False, log_config=None,
         server_header=False, date_header=True, proxy_headers=False,
         timeout_graceful_shutdown=max(1, int(grace)), timeout_keep_alive=30, backlog=2048,
     )
@@ -78,8 +84,8 @@ async def serve(settings: Settings, *, vigie: Vigie | None = None,
     vigie = vigie or Vigie.build(settings)
     proxy_socket = proxy_socket or bind(settings.listen.host, settings.listen.port)
     admin_socket = admin_socket or bind(settings.admin.host, settings.admin.port)
-    proxy = make_server(vigie.proxy_app, settings.shutdown_grace_seconds)
-    admin = make_server(vigie.admin_app, 1)
+    proxy = make_server(vigie.proxy_app, settings.shutdown_grace_seconds, settings.listen)
+    admin = make_server(vigie.admin_app, 1, settings.listen)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     in_main = threading.current_thread() is threading.main_thread()
