@@ -43,8 +43,9 @@ class _Session:
     def get(self) -> aiohttp.ClientSession:
         if self.session is None:
             o = self.options
+            # ssl=True: verified with the system store when no context was configured
             connector = aiohttp.TCPConnector(limit=o.max_connections, force_close=True,
-                                             ssl=o.ssl_context or False, ttl_dns_cache=60)
+                                             ssl=o.ssl_context or True, ttl_dns_cache=60)
             self.session = aiohttp.ClientSession(
                 connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
                 auto_decompress=False,

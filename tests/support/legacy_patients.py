@@ -17,6 +17,9 @@ does wrong on the first request it serves (once per server):
 - interim: 100 Continue and 103 Early Hints before the final response
 - upgrade: an unsolicited 101 Switching Protocols, then bytes
 - close_mid_body: half the body, then the connection is closed
+- cl_chars: a Content-Length that counts characters, not bytes, of a body with accents
+
+Every patient carries a synthetic NIR (`NIRS`): a test can check none reaches a log.
 """
 
 from __future__ import annotations
@@ -36,8 +39,12 @@ NAMES = {"1": "Alice Synthétique", "2": "Bruno Fictif", "7": "Chloé Exemple",
 _PATIENT = re.compile(rb"^[A-Z]+ /(?:admin/)?patients/(\w+)")
 
 
+NIRS = {pid: f"28507{int(pid) % 10}7512345{int(pid) % 100:02d}" for pid in NAMES}
+
+
 def patient_json(pid: str) -> bytes:
-    return orjson.dumps({"id": pid, "name": NAMES.get(pid, "Inconnu Test")})
+    return orjson.dumps({"id": pid, "name": NAMES.get(pid, "Inconnu Test"),
+                         "nir": NIRS.get(pid, "185057800608491")})
 
 
 def response(pid: str, request_id: str | None, *, status: bytes = b"200 OK",
@@ -59,6 +66,11 @@ class LegacyServer:
     idle: threading.Event = field(default_factory=threading.Event)
     stray_sent: threading.Event = field(default_factory=threading.Event)
     _done_once: bool = False
+
+    def arm(self, misbehave: str) -> None:
+        """Misbehave this way on the next request served."""
+        self.misbehave = misbehave
+        self._done_once = False
 
     @property
     def url(self) -> str:
@@ -154,6 +166,9 @@ class LegacyServer:
             await writer.drain()
             await reader.read()
             return False
+        elif kind == "cl_chars":
+            body = patient_json(pid)
+            writer.write(response(pid, request_id, length=len(body.decode()), body=body))
         elif kind == "close_mid_body":
             body = patient_json(pid)
             writer.write(response(pid, request_id)[:-len(body) // 2])

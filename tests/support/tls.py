@@ -25,10 +25,16 @@ class Pki:
     client_cert: Path
     client_key: Path
     other_ca: Path  # a CA that signed nothing here: verification must fail with it
+    elsewhere_cert: Path  # signed by `ca`, but for another host name (elsewhere.test)
+    elsewhere_key: Path
 
-    def server_context(self, *, require_client: bool = False) -> ssl.SSLContext:
+    def server_context(self, *, require_client: bool = False,
+                       elsewhere: bool = False) -> ssl.SSLContext:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.server_cert, self.server_key)
+        if elsewhere:
+            context.load_cert_chain(self.elsewhere_cert, self.elsewhere_key)
+        else:
+            context.load_cert_chain(self.server_cert, self.server_key)
         if require_client:
             context.verify_mode = ssl.CERT_REQUIRED
             context.load_verify_locations(self.ca)
@@ -91,13 +97,19 @@ def make_pki(folder: Path) -> Pki:
     client_key, client_cert = _leaf(ca_key, ca_cert, "vigie", ExtendedKeyUsageOID.CLIENT_AUTH,
                                     None)
     _, other_cert = _ca("Some other CA")
+    elsewhere_key, elsewhere_cert = _leaf(ca_key, ca_cert, "elsewhere.test",
+                                          ExtendedKeyUsageOID.SERVER_AUTH,
+                                          [x509.DNSName("elsewhere.test")])
     pem = serialization.Encoding.PEM
     files = {
         "ca.pem": ca_cert.public_bytes(pem), "server.pem": server_cert.public_bytes(pem),
         "server.key": _key_pem(server_key), "client.pem": client_cert.public_bytes(pem),
         "client.key": _key_pem(client_key), "other-ca.pem": other_cert.public_bytes(pem),
+        "elsewhere.pem": elsewhere_cert.public_bytes(pem),
+        "elsewhere.key": _key_pem(elsewhere_key),
     }
     for name, data in files.items():
         (folder / name).write_bytes(data)
     return Pki(folder / "ca.pem", folder / "server.pem", folder / "server.key",
-               folder / "client.pem", folder / "client.key", folder / "other-ca.pem")
+               folder / "client.pem", folder / "client.key", folder / "other-ca.pem",
+               folder / "elsewhere.pem", folder / "elsewhere.key")
