@@ -22,6 +22,9 @@ from vigie.types import Receive
 
 TAKES_BODY = frozenset({"POST", "PUT", "PATCH"})
 UNKNOWN_LENGTH = -1  # chunked
+# A refused body may still be on its way: the connection closes rather than read it
+CLOSE = {"Connection": "close"}
+TOO_LARGE = "the request body is too large for this route"
 
 
 class ClientDisconnected(Exception):
@@ -55,27 +58,28 @@ def expected_body(method: str, route: Route, headers: Headers,
     lengths = [value for name, value in headers if name == "content-length"]
     chunked = any(name == "transfer-encoding" for name, _ in headers)
     if len(lengths) > 1 or (lengths and chunked):
-        raise BadRequest("ambiguous request framing")
+        raise BadRequest("ambiguous request framing", headers=CLOSE)
     length = UNKNOWN_LENGTH if chunked else 0
     if lengths:
         text = lengths[0].strip()
         if not text.isdigit() or not text.isascii():
-            raise BadRequest("invalid Content-Length")
+            raise BadRequest("invalid Content-Length", headers=CLOSE)
         length = int(text)
     if length == 0:
         return None
     if not body_allowed(route, method):
-        raise BadRequest(f"this route takes no request body with {method}")
+        raise BadRequest(f"this route takes no request body with {method}", headers=CLOSE)
     rule = route.request
     max_bytes = rule.max_bytes if rule is not None and rule.max_bytes is not None \
         else limits.max_bytes
     if length > max_bytes:
-        raise PayloadTooLarge("the request body is too large for this route")
+        raise PayloadTooLarge(TOO_LARGE, headers=CLOSE)
     if rule is not None and rule.content_types:
         declared = next((value for name, value in headers if name == "content-type"), "")
         media_type = declared.split(";", 1)[0].strip().lower()
         if media_type not in rule.content_types:
-            raise UnsupportedMediaType("this route does not take that request body type")
+            raise UnsupportedMediaType("this route does not take that request body type",
+                                       headers=CLOSE)
     return ExpectedBody(length, max_bytes)
 
 
@@ -93,10 +97,11 @@ async def read_body(receive: Receive, expected: ExpectedBody, timeout: float) ->
                 if chunk:
                     size += len(chunk)
                     if size > expected.max_bytes:
-                        raise PayloadTooLarge("the request body is too large for this route")
+                        raise PayloadTooLarge(TOO_LARGE, headers=CLOSE)
                     chunks.append(chunk)
                 if not message.get("more_body", False):
                     break
     except TimeoutError as exc:
-        raise RequestTimeout("the request body did not arrive in time") from exc
+        raise RequestTimeout("the request body did not arrive in time",
+                             headers=CLOSE) from exc
     return b"".join(chunks)
