@@ -311,10 +311,11 @@ def _build(raw: dict[str, Any], r: _Reader) -> Settings:
 
     cert, cert_key = optional_path("upstream_client_cert_file"), optional_path(
         "upstream_client_key_file")
-    if (cert is None) != (cert_key is None):
-        raise r.error(("upstream_client_cert_file" if cert is None else
-                       "upstream_client_key_file",),
-                      "upstream_client_cert_file and upstream_client_key_file go together")
+    if (cert is None) != (cert_key is None):  # named where it is, asking for the other
+        given, missing = (("upstream_client_key_file", "upstream_client_cert_file")
+                          if cert is None else
+                          ("upstream_client_cert_file", "upstream_client_key_file"))
+        raise r.error((given,), f"needs {missing} too (mutual TLS)")
 
     upstream_client = raw.get("upstream_client", "native")
     if upstream_client not in UPSTREAM_CLIENTS:
