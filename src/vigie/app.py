@@ -33,7 +33,7 @@ from vigie.request_body import BodyLimits
 from vigie.telemetry.metrics import Metrics
 from vigie.telemetry.tracing import Tracing
 from vigie.upstream_client import NativeForwarder
-from vigie.upstream_options import UpstreamOptions
+from vigie.upstream_options import DISCARD_REASONS, UpstreamOptions
 from vigie.upstream_share import PrincipalShare
 
 log = logging.getLogger("vigie")
@@ -117,6 +117,8 @@ def _forwarder(settings: Settings, metrics: Metrics) -> Forwarder:
     default; aiohttp or httpx on request, with one connection per exchange
     (library_clients.py). Each principal gets at most its share of the pool."""
     discarded = metrics.upstream_discarded
+    for reason in DISCARD_REASONS:  # at zero from the start, so increase() sees the first
+        metrics.child(discarded, reason)
     options = UpstreamOptions.from_settings(
         settings, on_discard=lambda reason: metrics.child(discarded, reason).inc(),
         on_pool_timeout=metrics.upstream_pool_timeouts.inc)
