@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from vigie import yamlsrc
+from vigie.config_connection import CONNECTION_KEYS, connection_settings, positive_value
 from vigie.errors import ConfigError
 from vigie.policy.model import Mode
 from vigie.rates import Limits, Rate
@@ -111,10 +112,7 @@ _TOP_KEYS = {
     "upstream", "listen", "admin", "policies", "mode", "issuers", "redis",
     "pseudonym_key_file", "audit", "limits", "guard", "upstream_timeout_seconds",
     "upstream_connect_timeout_seconds", "max_response_bytes", "shutdown_grace_seconds",
-    "upstream_client", "upstream_keepalive", "upstream_echoes_request_id",
-    "upstream_max_connections", "upstream_max_connections_per_principal",
-    "upstream_pool_timeout_seconds", "upstream_ca_file", "upstream_client_cert_file",
-    "upstream_client_key_file", "max_request_body_bytes", "request_body_timeout_seconds",
+    "upstream_client", *CONNECTION_KEYS,
 }
 UPSTREAM_CLIENTS = ("native", "aiohttp", "httpx")
 T = TypeVar("T")
@@ -250,9 +248,9 @@ def _build(raw: dict[str, Any], r: _Reader) -> Settings:
     listen = Listen(
         host=r.typed(listen_raw.get("host", Listen().host), ("listen", "host"), str, "a host"),
         port=r.port(listen_raw.get("port", Listen().port), ("listen", "port")),
-        max_header_bytes=_positive(r, listen_raw, ("listen", "max_header_bytes"), int,
+        max_header_bytes=positive_value(r, listen_raw, ("listen", "max_header_bytes"), int,
                                    Listen().max_header_bytes),
-        header_timeout_seconds=_positive(r, listen_raw, ("listen", "header_timeout_seconds"),
+        header_timeout_seconds=positive_value(r, listen_raw, ("listen", "header_timeout_seconds"),
                                          float, Listen().header_timeout_seconds),
     )
     admin_raw = r.mapping(raw.get("admin"), ("admin",), {"host", "port", "token_file"})
@@ -301,21 +299,7 @@ def _build(raw: dict[str, Any], r: _Reader) -> Settings:
     )
 
     def positive(key: str, kind: type[T], default: T) -> T:
-        return _positive(r, raw, (key,), kind, default)
-
-    def optional_path(key: str) -> Path | None:
-        return None if raw.get(key) is None else r.path(raw[key], (key,))
-
-    def flag(key: str, default: bool) -> bool:
-        return r.typed(raw.get(key, default), (key,), bool, "true or false")
-
-    cert, cert_key = optional_path("upstream_client_cert_file"), optional_path(
-        "upstream_client_key_file")
-    if (cert is None) != (cert_key is None):  # named where it is, asking for the other
-        given, missing = (("upstream_client_key_file", "upstream_client_cert_file")
-                          if cert is None else
-                          ("upstream_client_cert_file", "upstream_client_key_file"))
-        raise r.error((given,), f"needs {missing} too (mutual TLS)")
+        return positive_value(r, raw, (key,), kind, default)
 
     upstream_client = raw.get("upstream_client", "native")
     if upstream_client not in UPSTREAM_CLIENTS:
@@ -337,28 +321,10 @@ def _build(raw: dict[str, Any], r: _Reader) -> Settings:
         upstream_timeout_seconds=positive("upstream_timeout_seconds", float, 10.0),
         upstream_connect_timeout_seconds=positive("upstream_connect_timeout_seconds", float,
                                                   3.0),
-        upstream_keepalive=flag("upstream_keepalive", True),
-        upstream_echoes_request_id=flag("upstream_echoes_request_id", False),
-        upstream_max_connections=positive("upstream_max_connections", int, 512),
-        upstream_max_connections_per_principal=positive(
-            "upstream_max_connections_per_principal", int, 64),
-        upstream_pool_timeout_seconds=positive("upstream_pool_timeout_seconds", float, 5.0),
-        upstream_ca_file=optional_path("upstream_ca_file"),
-        upstream_client_cert_file=cert,
-        upstream_client_key_file=cert_key,
-        max_request_body_bytes=positive("max_request_body_bytes", int, 10_485_760),
-        request_body_timeout_seconds=positive("request_body_timeout_seconds", float, 30.0),
+        **connection_settings(raw, r),
         max_response_bytes=positive("max_response_bytes", int, 52_428_800),
         shutdown_grace_seconds=positive("shutdown_grace_seconds", float, 20.0),
     )
-
-
-def _positive(r: _Reader, raw: dict[str, Any], key: yamlsrc.Path, kind: type[T],
-              default: T) -> T:
-    value = r.typed(raw.get(str(key[-1]), default), key, kind, f"a positive {kind.__name__}")
-    if value <= 0:  # type: ignore[operator]
-        raise r.error(key, "must be positive")
-    return value
 
 
 def _list(raw: dict[str, Any], key: str, r: _Reader) -> list[Any]:

@@ -16,6 +16,7 @@ import pytest
 from support.authz import metric
 from support.harness import Harness, Keys
 from support.legacy_patients import NAMES, NIRS, legacy_server, patient_json
+from support.tls import Pki
 from upstream_integrity.conftest import CLIENTS
 
 POLICY = """\
@@ -122,12 +123,15 @@ def test_declared_request_bodies_are_bounded_typed_and_reframed(vigie_for: objec
     assert server.seen == [b"POST /notes HTTP/1.1"]
 
 
+@pytest.mark.parametrize("scheme", ["http", "https"])
 @pytest.mark.parametrize("kind", CLIENTS)
 def test_the_late_stray_response_reaches_no_caller_with_correlation(
-        kind: str, vigie_for: object) -> None:
-    with legacy_server("second_late") as server:
+        kind: str, scheme: str, vigie_for: object, pki: Pki) -> None:
+    tls = pki.server_context() if scheme == "https" else None
+    with legacy_server("second_late", tls) as server:
+        trust = f"upstream_ca_file: {pki.ca}\n" if tls else ""
         h = vigie_for(server.url, f"upstream_client: {kind}\n"  # type: ignore[operator]
-                      "upstream_echoes_request_id: true\n")
+                      "upstream_echoes_request_id: true\n" + trust)
         token = h.token("app")
         table = []
         for pid in ("1", "7", "8", "9"):
