@@ -6,14 +6,13 @@ Vigie in front of the misbehaving legacy server (support.legacy_patients), for e
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from support.authz import metric
+from support.authz import metric, raw_request
 from support.harness import Harness, Keys
 from support.legacy_patients import NAMES, NIRS, legacy_server, patient_json
 from support.tls import Pki
@@ -64,21 +63,6 @@ def vigie_for(tmp_path: Path) -> Iterator[object]:
         harness.__exit__(None, None, None)
 
 
-def raw(h: Harness, data: bytes) -> bytes:
-    """Bytes in, the whole answer out (the server closes: Connection: close)."""
-    async def go() -> bytes:
-        host, port = h.base_url.removeprefix("http://").split(":")
-        reader, writer = await asyncio.open_connection(host, int(port))
-        writer.write(data)
-        await writer.drain()
-        try:
-            async with asyncio.timeout(10):
-                return await reader.read(1 << 20) + await reader.read()
-        finally:
-            writer.close()
-    return asyncio.run(go())
-
-
 SMUGGLED = (b"GET /admin/patients/42 HTTP/1.1\r\nHost: legacy\r\n"
             b"X-Vigie-Client: billing\r\nX-Vigie-User: admin\r\n\r\n")
 
@@ -93,12 +77,12 @@ def test_a_smuggled_get_body_never_reaches_the_upstream(kind: str, vigie_for: ob
         for framing in (b"Content-Length: %d\r\n\r\n%b" % (len(SMUGGLED), SMUGGLED),
                         b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%b\r\n0\r\n\r\n"
                         % (len(SMUGGLED), SMUGGLED)):
-            answer = raw(h, head + framing)
+            answer = raw_request(h, head + framing)
             assert answer.startswith(b"HTTP/1.1 400 "), answer[:80]
             assert b"Fanny" not in answer
         assert server.seen == []  # not the authorized GET, and never the smuggled one
         # an empty body is no body: forwarded, and the caller gets its own patient
-        answer = raw(h, head + b"Content-Length: 0\r\n\r\n")
+        answer = raw_request(h, head + b"Content-Length: 0\r\n\r\n")
         assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(patient_json("1"))
         for pid in ("7", "8", "9"):
             response = h.get(f"/patients/{pid}", h.token("app"))
