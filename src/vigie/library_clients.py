@@ -16,6 +16,7 @@ body) reaches a log or a client. A 1xx as the final answer (an unsolicited
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
@@ -34,26 +35,48 @@ _CLOSE = ("connection", "close")
 
 
 class _Session:
-    """One aiohttp session per client, created inside the serving loop."""
+    """One aiohttp session per client, created inside the serving loop, and the slots.
+
+    At most `max_connections` exchanges at once (the connector is unbounded: a
+    connection per exchange); waiting for a slot is bounded by `pool_timeout`
+    (504, counted), as in the native pool.
+    """
 
     def __init__(self, options: UpstreamOptions) -> None:
         self.options = options
         self.session: aiohttp.ClientSession | None = None
+        self.slots = asyncio.Semaphore(options.max_connections)
 
     def get(self) -> aiohttp.ClientSession:
         if self.session is None:
             o = self.options
             # ssl=True: verified with the system store when no context was configured
-            connector = aiohttp.TCPConnector(limit=o.max_connections, force_close=True,
+            connector = aiohttp.TCPConnector(limit=0, force_close=True,
                                              ssl=o.ssl_context or True, ttl_dns_cache=60)
             self.session = aiohttp.ClientSession(
                 connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
                 auto_decompress=False,
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=o.connect_timeout,
-                                              sock_read=o.timeout, connect=o.pool_timeout
-                                              + o.connect_timeout),
+                                              sock_read=o.timeout),
                 skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept"))
         return self.session
+
+    async def slot(self) -> Callable[[], None]:
+        """Wait (bounded) for a slot; the returned callable gives it back, once."""
+        try:
+            async with asyncio.timeout(self.options.pool_timeout):
+                await self.slots.acquire()
+        except TimeoutError:
+            self.options.on_pool_timeout()
+            raise UpstreamTimeout(TOO_SLOW) from None
+        given_back = False
+
+        def release() -> None:
+            nonlocal given_back
+            if not given_back:
+                given_back = True
+                self.slots.release()
+        return release
 
     async def close(self) -> None:
         if self.session is not None:
@@ -76,17 +99,22 @@ class AiohttpForwarder:
 
     async def send(self, method: str, path: str, query: str, headers: Headers,
                    body: bytes | None) -> UpstreamResponse:
+        release = await self._session.slot()
         try:
             response = await self._session.get().request(
                 method, self.url(path, query), headers=[*headers, _CLOSE], data=body,
                 allow_redirects=False, compress=None)
-        except Exception as exc:  # noqa: BLE001 - any library failure is a 502/504, untold
-            raise translate(exc) from None
+        except BaseException as exc:
+            release()
+            if isinstance(exc, Exception):  # any library failure is a 502/504, untold
+                raise translate(exc) from None
+            raise
         raw_headers = [(k.decode("latin-1").lower(), v.decode("latin-1"))
                        for k, v in response.raw_headers]
 
         async def close() -> None:
             response.close()  # never back into a pool, read or not
+            release()
 
         await _check(response.status, headers, raw_headers, self.options, close)
 
@@ -113,7 +141,7 @@ class HttpxForwarder:
         self._session = _Session(o)
         self._client = httpx.AsyncClient(
             transport=AiohttpTransport(client=self._session.get, trust_env=False),
-            timeout=httpx.Timeout(o.timeout, connect=o.connect_timeout, pool=o.pool_timeout),
+            timeout=httpx.Timeout(o.timeout, connect=o.connect_timeout),
             follow_redirects=False, trust_env=False)
 
     def url(self, path: str, query: str) -> httpx.URL:
@@ -126,13 +154,17 @@ class HttpxForwarder:
 
     async def send(self, method: str, path: str, query: str, headers: Headers,
                    body: bytes | None) -> UpstreamResponse:
+        release = await self._session.slot()
         try:
             request = self._client.build_request(
                 method, self.url(path, query),
                 headers=[("host", self._target.netloc), *headers, _CLOSE], content=body)
             response = await self._client.send(request, stream=True)
-        except Exception as exc:  # noqa: BLE001 - any library failure is a 502/504, untold
-            raise translate(exc) from None
+        except BaseException as exc:
+            release()
+            if isinstance(exc, Exception):  # any library failure is a 502/504, untold
+                raise translate(exc) from None
+            raise
         raw_headers = [(k.decode("latin-1").lower(), v.decode("latin-1"))
                        for k, v in response.headers.raw]
 
@@ -141,6 +173,8 @@ class HttpxForwarder:
                 await response.aclose()
             except Exception:  # noqa: BLE001, S110 - closing a failed exchange: nothing to say
                 pass
+            finally:
+                release()
 
         await _check(response.status_code, headers, raw_headers, self.options, close)
 

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from support.upstream_client import RawServer, ok, raw_server
+from upstream_integrity.conftest import CLIENTS, client_for
 from vigie.errors import Throttled, UpstreamTimeout
 from vigie.messages import Headers, UpstreamResponse
 from vigie.upstream_client import NativeForwarder
@@ -45,13 +46,13 @@ async def read_all(response: UpstreamResponse) -> bytes:
         await response.aclose()
 
 
-async def test_a_full_pool_answers_504_after_the_pool_timeout() -> None:
+@pytest.mark.parametrize("kind", CLIENTS)
+async def test_a_full_pool_answers_504_after_the_pool_timeout(kind: str) -> None:
     release = asyncio.Event()
     timeouts: list[None] = []
     async with raw_server(stalling(release)) as server:  # type: ignore[arg-type]
-        fwd = NativeForwarder(server.url, UpstreamOptions(
-            max_connections=2, pool_timeout=0.2, timeout=5.0,
-            on_pool_timeout=lambda: timeouts.append(None)))
+        fwd = client_for(kind, server.url, max_connections=2, pool_timeout=0.2, timeout=5.0,
+                         on_pool_timeout=lambda: timeouts.append(None))
         held = [asyncio.create_task(fwd.send("GET", "/stall", "", [], None))
                 for _ in range(2)]
         await until(lambda: len(server.requests) == 2)
