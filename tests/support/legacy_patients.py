@@ -116,9 +116,9 @@ class LegacyServer:
             pass
         finally:
             self.stray_sent.set()
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+            # everything written was drained: abort, so that a TLS close never waits for a
+            # close_notify from a client that already went away
+            writer.transport.abort()
 
     async def _misbehave(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                          pid: str, request_id: str | None) -> bool:
