@@ -61,6 +61,7 @@ class LegacyServer:
     misbehave: str = ""
     tls: ssl.SSLContext | None = None
     seen: list[bytes] = field(default_factory=list)  # request lines, in order
+    heads: list[bytes] = field(default_factory=list)  # whole request heads, in order
     connections: int = 0
     port: int = 0
     idle: threading.Event = field(default_factory=threading.Event)
@@ -84,6 +85,7 @@ class LegacyServer:
             return None
         line = head.split(b"\r\n", 1)[0]
         self.seen.append(line)
+        self.heads.append(head)
         request_id = None
         length = 0
         for raw in head.split(b"\r\n")[1:]:
