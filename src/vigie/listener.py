@@ -70,16 +70,21 @@ class BoundedHeadProtocol(HttpToolsProtocol):
             self._head_timer = None
 
     def _refuse(self, status: int) -> None:
-        """Answer (unless a response is under way on this connection) and close."""
+        """Answer and close; a head too slow behind a response under way waits for its end."""
         self._disarm()
         if self.transport.is_closing():
             return
-        if self.cycle is None or self.cycle.response_complete:
-            line, kind, title = _PROBLEMS[status]
-            body = orjson.dumps({"type": kind, "title": title, "status": status})
-            self.transport.write(b"HTTP/1.1 %b\r\ncontent-type: application/problem+json\r\n"
-                                 b"content-length: %d\r\nconnection: close\r\n\r\n%b"
-                                 % (line, len(body), body))
+        if self.cycle is not None and not self.cycle.response_complete:
+            if status == 408:  # a pipelined head during a long export: not the export's fault
+                self._arm()
+                return
+            self.transport.close()  # too large: never answered in the middle of a response
+            return
+        line, kind, title = _PROBLEMS[status]
+        body = orjson.dumps({"type": kind, "title": title, "status": status})
+        self.transport.write(b"HTTP/1.1 %b\r\ncontent-type: application/problem+json\r\n"
+                             b"content-length: %d\r\nconnection: close\r\n\r\n%b"
+                             % (line, len(body), body))
         self.transport.close()
 
 
