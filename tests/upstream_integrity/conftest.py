@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from support.tls import Pki, make_pki
+from support.pki import Pki, make_pki
 from vigie.config import Settings
 from vigie.forward import Forwarder
 from vigie.library_clients import AiohttpForwarder, HttpxForwarder

@@ -12,7 +12,7 @@ import asyncio
 import pytest
 
 from support.legacy_patients import NAMES, legacy_server, patient_json
-from support.tls import Pki
+from support.pki import Pki
 from upstream_integrity.conftest import CLIENTS, client_for
 from vigie.errors import UpstreamError, UpstreamTimeout
 from vigie.forward import Forwarder

@@ -15,7 +15,7 @@ import pytest
 from support.authz import metric, raw_request
 from support.harness import Harness, Keys
 from support.legacy_patients import NAMES, NIRS, legacy_server, patient_json
-from support.tls import Pki
+from support.pki import Pki
 from upstream_integrity.conftest import CLIENTS
 
 POLICY = """\

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from support.legacy_patients import legacy_server, patient_json
-from support.tls import Pki
+from support.pki import Pki
 from upstream_integrity.conftest import CLIENTS, client_for
 from upstream_integrity.test_stray_responses import ask
 from vigie.config import Settings

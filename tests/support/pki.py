@@ -1,4 +1,4 @@
-"""A throwaway CA, a server certificate for 127.0.0.1/localhost and a client certificate.
+"""A throwaway CA with server, client and wrong-name certificates, for upstream TLS tests.
 
 Made with `cryptography` in the test run (EC P-256: fast), written as PEM files.
 """
