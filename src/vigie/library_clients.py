@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 import aiohttp
 import httpx
@@ -32,6 +33,7 @@ from vigie.upstream_options import UpstreamOptions
 UNAVAILABLE = "the upstream service is unavailable"
 TOO_SLOW = "the upstream service did not answer in time"
 _CLOSE = ("connection", "close")
+R = TypeVar("R")
 
 
 class _Session:
@@ -61,8 +63,11 @@ class _Session:
                 skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept"))
         return self.session
 
-    async def slot(self) -> Callable[[], None]:
-        """Wait (bounded) for a slot; the returned callable gives it back, once."""
+    async def exchange(self, start: Callable[[], Awaitable[R]]) -> tuple[R, Callable[[], None]]:
+        """`start()` in a slot (waited for, bounded); the callable gives the slot back once.
+
+        Any library failure becomes a 502/504 without its text.
+        """
         try:
             async with asyncio.timeout(self.options.pool_timeout):
                 await self.slots.acquire()
@@ -76,7 +81,13 @@ class _Session:
             if not given_back:
                 given_back = True
                 self.slots.release()
-        return release
+        try:
+            return await start(), release
+        except BaseException as exc:
+            release()
+            if isinstance(exc, Exception):
+                raise translate(exc) from None
+            raise
 
     async def close(self) -> None:
         if self.session is not None:
@@ -99,16 +110,9 @@ class AiohttpForwarder:
 
     async def send(self, method: str, path: str, query: str, headers: Headers,
                    body: bytes | None) -> UpstreamResponse:
-        release = await self._session.slot()
-        try:
-            response = await self._session.get().request(
-                method, self.url(path, query), headers=[*headers, _CLOSE], data=body,
-                allow_redirects=False, compress=None)
-        except BaseException as exc:
-            release()
-            if isinstance(exc, Exception):  # any library failure is a 502/504, untold
-                raise translate(exc) from None
-            raise
+        response, release = await self._session.exchange(lambda: self._session.get().request(
+            method, self.url(path, query), headers=[*headers, _CLOSE], data=body,
+            allow_redirects=False, compress=None))
         raw_headers = [(k.decode("latin-1").lower(), v.decode("latin-1"))
                        for k, v in response.raw_headers]
 
@@ -117,16 +121,8 @@ class AiohttpForwarder:
             release()
 
         await _check(response.status, headers, raw_headers, self.options, close)
-
-        async def chunks() -> AsyncIterator[bytes]:
-            try:
-                async for chunk in response.content.iter_any():
-                    yield chunk
-            except Exception as exc:  # noqa: BLE001
-                raise translate(exc) from None
-
         return UpstreamResponse(status=response.status, headers=response_headers(raw_headers),
-                                body=chunks(), aclose=close)
+                                body=_translated(response.content.iter_any()), aclose=close)
 
     async def close(self) -> None:
         await self._session.close()
@@ -154,17 +150,13 @@ class HttpxForwarder:
 
     async def send(self, method: str, path: str, query: str, headers: Headers,
                    body: bytes | None) -> UpstreamResponse:
-        release = await self._session.slot()
-        try:
-            request = self._client.build_request(
+        def start() -> Awaitable[httpx.Response]:  # building may fail too: inside the guard
+            return self._client.send(self._client.build_request(
                 method, self.url(path, query),
-                headers=[("host", self._target.netloc), *headers, _CLOSE], content=body)
-            response = await self._client.send(request, stream=True)
-        except BaseException as exc:
-            release()
-            if isinstance(exc, Exception):  # any library failure is a 502/504, untold
-                raise translate(exc) from None
-            raise
+                headers=[("host", self._target.netloc), *headers, _CLOSE], content=body),
+                stream=True)
+
+        response, release = await self._session.exchange(start)
         raw_headers = [(k.decode("latin-1").lower(), v.decode("latin-1"))
                        for k, v in response.headers.raw]
 
@@ -177,23 +169,23 @@ class HttpxForwarder:
                 release()
 
         await _check(response.status_code, headers, raw_headers, self.options, close)
-
-        async def chunks() -> AsyncIterator[bytes]:
-            try:
-                async for chunk in response.aiter_raw():
-                    yield chunk
-            except Exception as exc:  # noqa: BLE001
-                raise translate(exc) from None
-
         return UpstreamResponse(status=response.status_code,
                                 headers=response_headers(raw_headers),
-                                body=chunks(), aclose=close)
+                                body=_translated(response.aiter_raw()), aclose=close)
 
     async def close(self) -> None:
         try:
             await self._client.aclose()
         finally:
             await self._session.close()
+
+
+async def _translated(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in chunks:
+            yield chunk
+    except Exception as exc:  # noqa: BLE001 - a library failure mid-body: 502/504, untold
+        raise translate(exc) from None
 
 
 async def _check(status: int, sent: Headers, received: Headers, options: UpstreamOptions,

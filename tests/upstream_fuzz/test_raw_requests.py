@@ -15,7 +15,6 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -23,8 +22,8 @@ from hypothesis import strategies as st
 
 from support.authz import metric
 from support.harness import Harness
-from support.legacy_patients import LegacyServer, legacy_server
-from upstream_integrity.test_through_vigie import POLICY, keys
+from support.legacy_patients import LegacyServer
+from upstream_integrity.conftest import vigie_before_legacy
 
 EXAMPLES = int(os.environ.get("VIGIE_FUZZ_EXAMPLES", "15"))
 AUTHORIZED = re.compile(rb"^(GET|HEAD) /patients/\d+ HTTP/1\.1$|^POST /notes HTTP/1\.1$")
@@ -36,11 +35,9 @@ LISTEN = {"VIGIE_LISTEN__HEADER_TIMEOUT_SECONDS": "1"}
 
 @pytest.fixture(scope="module")
 def vigie(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Harness, LegacyServer]]:
-    folder: Path = tmp_path_factory.mktemp("raw-fuzz")
-    with legacy_server() as server, Harness(folder, {"app.yaml": POLICY}, config=CONFIG,
-                                            env=LISTEN, keys=keys(),
-                                            upstream_url=server.url) as h:
-        yield h, server
+    with vigie_before_legacy(tmp_path_factory.mktemp("raw-fuzz"), config=CONFIG,
+                             env=LISTEN) as pair:
+        yield pair
 
 
 @st.composite

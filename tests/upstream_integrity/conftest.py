@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
+from support.harness import Harness, Keys
+from support.legacy_patients import LegacyServer, legacy_server
 from support.pki import Pki, make_pki
 from vigie.config import Settings
 from vigie.forward import Forwarder
@@ -14,6 +18,42 @@ from vigie.upstream_client import NativeForwarder
 from vigie.upstream_options import UpstreamOptions, tls_context
 
 CLIENTS = ("native", "aiohttp", "httpx")
+POLICY = """\
+client: app
+routes:
+  - name: read-patient
+    methods: [GET]
+    path: /patients/{id}
+    response:
+      records: "$"
+      fields: {id: keep, name: keep, nir: keep}
+  - name: notes
+    methods: [POST]
+    path: /notes
+    request: {body: allowed, max_bytes: 1000, content_types: [application/json]}
+limits:
+  requests: 100000/minute
+  records: 1000000/hour
+  distinct_patients: 100000/day
+  enumeration: false
+"""
+_KEYS: list[Keys] = []
+
+
+def keys() -> Keys:
+    if not _KEYS:
+        _KEYS.append(Keys())
+    return _KEYS[0]
+
+
+@contextlib.contextmanager
+def vigie_before_legacy(folder: Path, *, config: str = "", env: dict[str, str] | None = None
+                        ) -> Iterator[tuple[Harness, LegacyServer]]:
+    """A well-behaved legacy server and Vigie (POLICY) in front of it."""
+    with legacy_server() as server, Harness(folder, {"app.yaml": POLICY}, config=config,
+                                            env=env, keys=keys(),
+                                            upstream_url=server.url) as h:
+        yield h, server
 MakeClient = Callable[..., Forwarder]
 
 

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from support.harness import Harness
-from support.legacy_patients import LegacyServer, legacy_server, patient_json
-from upstream_integrity.test_through_vigie import POLICY, keys
+from support.legacy_patients import LegacyServer, patient_json
+from upstream_integrity.conftest import vigie_before_legacy
 
 CONFIG = """\
 upstream_max_connections: 2
@@ -27,11 +26,9 @@ LISTEN = {"VIGIE_LISTEN__MAX_HEADER_BYTES": "8192", "VIGIE_LISTEN__HEADER_TIMEOU
 
 @pytest.fixture(scope="module")
 def bounded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Harness, LegacyServer]]:
-    folder: Path = tmp_path_factory.mktemp("starvation")
-    with legacy_server() as server, Harness(folder, {"app.yaml": POLICY}, config=CONFIG,
-                                            env=LISTEN, keys=keys(),
-                                            upstream_url=server.url) as h:
-        yield h, server
+    with vigie_before_legacy(tmp_path_factory.mktemp("starvation"), config=CONFIG,
+                             env=LISTEN) as pair:
+        yield pair
 
 
 async def _open(h: Harness, data: bytes) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:

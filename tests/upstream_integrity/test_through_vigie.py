@@ -13,37 +13,10 @@ from pathlib import Path
 import pytest
 
 from support.authz import metric, raw_request
-from support.harness import Harness, Keys
+from support.harness import Harness
 from support.legacy_patients import NAMES, NIRS, legacy_server, patient_json
 from support.pki import Pki
-from upstream_integrity.conftest import CLIENTS
-
-POLICY = """\
-client: app
-routes:
-  - name: read-patient
-    methods: [GET]
-    path: /patients/{id}
-    response:
-      records: "$"
-      fields: {id: keep, name: keep, nir: keep}
-  - name: notes
-    methods: [POST]
-    path: /notes
-    request: {body: allowed, max_bytes: 1000, content_types: [application/json]}
-limits:
-  requests: 100000/minute
-  records: 1000000/hour
-  distinct_patients: 100000/day
-  enumeration: false
-"""
-_KEYS: list[Keys] = []
-
-
-def keys() -> Keys:
-    if not _KEYS:
-        _KEYS.append(Keys())
-    return _KEYS[0]
+from upstream_integrity.conftest import CLIENTS, POLICY, keys
 
 
 @pytest.fixture
