@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck unit interop bench bench-guard bench-export bench-audit install dev clean lock sbom register
+.PHONY: demo test lint typecheck unit interop fuzz bench bench-guard bench-export bench-audit install dev clean lock sbom register
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,12 @@ interop: dev $(INTEROP_DIR)/.installed
 register: $(VENV)/.installed
 	$(BIN)/vigie policy report policies --format md --output docs/register.md
 	$(BIN)/vigie policy report policies --format html --output docs/register.html
+
+# Not part of `make test` (which runs the same fuzzers with bounded examples): the upstream
+# client against h11 and raw requests through vigie, long (FUZZ_EXAMPLES each).
+FUZZ_EXAMPLES ?= 5000
+fuzz: dev
+	VIGIE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) scripts/test-services.sh $(BIN)/pytest -q tests/upstream_fuzz
 
 # Not part of `make test`: wrk against nginx, a naive proxy and vigie (~4 min), then the
 # guard's cost per request (memory and Redis) and the RSS of a 1 GB export through vigie.

@@ -4,7 +4,9 @@ All on this machine, in one run, interleaved over rounds so that drift hits
 every target alike. Cases: a 1 KB patient record and a 100-record page. Vigie
 runs with every feature on (JWT, policy, field rules, NIR scan, guard, audit to
 a file), with in-memory guard state, with Redis, and with the library forwarders
-(`VIGIE_UPSTREAM_CLIENT=httpx`, `VIGIE_UPSTREAM_CLIENT=aiohttp`) instead of the native one.
+(`VIGIE_UPSTREAM_CLIENT=httpx`, `VIGIE_UPSTREAM_CLIENT=aiohttp`) instead of the native one,
+and with the native client to an https:// upstream (nginx with a certificate from a
+throwaway CA, verified through `upstream_ca_file`): `vigie/https`.
 Prints requests/s, p50/p99 and the ratios; `--markdown FILE` appends the table to a file.
 """
 
@@ -33,6 +35,9 @@ from jwt.algorithms import RSAAlgorithm
 from vigie.demo.patients import patient
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+from support.pki import make_pki  # noqa: E402  - the test CA, one definition
+
 VENV_BIN = Path(sys.executable).parent
 POLICY = """\
 client: bench
@@ -98,8 +103,9 @@ def processes(work: Path, redis_port: int) -> Iterator[dict[str, str]]:
         procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                       env={**os.environ, **(env or {})}))
 
-    up, ngx, naive, vig, vig_redis, vig_httpx, vig_aiohttp, admin1, admin2, admin3, admin4 = (
-        free_port() for _ in range(11))
+    (up, up_tls, ngx, naive, vig, vig_redis, vig_httpx, vig_aiohttp, vig_https,
+     admin1, admin2, admin3, admin4, admin5) = (free_port() for _ in range(14))
+    pki = make_pki(work / "pki")
     work.chmod(0o755)  # nginx workers drop root and must read the static files
     static = work / "static"
     (static / "patients").mkdir(parents=True)
@@ -122,6 +128,15 @@ http {{
     location = /patients {{ try_files /page.json =404; }}
   }}
   server {{
+    listen 127.0.0.1:{up_tls} ssl;
+    ssl_certificate {pki.server_cert};
+    ssl_certificate_key {pki.server_key};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    keepalive_requests 1000000;
+    root {static};
+    location = /patients {{ try_files /page.json =404; }}
+  }}
+  server {{
     listen 127.0.0.1:{ngx};
     location / {{ proxy_pass http://legacy; proxy_http_version 1.1;
                  proxy_set_header Connection ""; }}
@@ -140,6 +155,8 @@ http {{
     (work / "policies" / "bench.yaml").write_text(POLICY)
     (work / "psn.key").write_bytes(b"b" * 48)
     variants = ((vig, admin1, "", {}),
+                (vig_https, admin5, f"upstream_ca_file: {pki.ca}\n",
+                 {"VIGIE_UPSTREAM": f"https://localhost:{up_tls}"}),
                 (vig_redis, admin2, f"redis: redis://127.0.0.1:{redis_port}/0\n", {}),
                 (vig_httpx, admin3, "", {"VIGIE_UPSTREAM_CLIENT": "httpx"}),
                 (vig_aiohttp, admin4, "", {"VIGIE_UPSTREAM_CLIENT": "aiohttp"}))
@@ -154,7 +171,7 @@ http {{
             f"    jwks_file: {work / 'jwks.json'}\n    algorithms: [RS256]\n")
         start([str(VENV_BIN / "vigie"), "serve", "--config", str(conf)], env)
     try:
-        for port in (up, ngx, naive, vig, vig_redis, vig_httpx, vig_aiohttp):
+        for port in (up, up_tls, ngx, naive, vig, vig_redis, vig_httpx, vig_aiohttp, vig_https):
             wait_port(port)
         now = int(time.time())
         token = jwt.encode({"iss": "https://idp.bench.example", "aud": "patient-api",
@@ -165,7 +182,8 @@ http {{
                "naive": f"http://127.0.0.1:{naive}", "vigie": f"http://127.0.0.1:{vig}",
                "vigie+redis": f"http://127.0.0.1:{vig_redis}",
                "vigie/httpx": f"http://127.0.0.1:{vig_httpx}",
-               "vigie/aiohttp": f"http://127.0.0.1:{vig_aiohttp}", "token": token}
+               "vigie/aiohttp": f"http://127.0.0.1:{vig_aiohttp}",
+               "vigie/https": f"http://127.0.0.1:{vig_https}", "token": token}
     finally:
         for proc in procs:
             proc.terminate()
@@ -203,7 +221,8 @@ def main() -> int:
             print(f"bench: {tool} missing (scripts/bench-tools.sh installs it)", file=sys.stderr)
             return 2
     cases = {"1 KB record": "/patients/42", "100-record page": "/patients?page=1&page_size=100"}
-    targets = ["direct", "nginx", "naive", "vigie", "vigie+redis", "vigie/httpx", "vigie/aiohttp"]
+    targets = ["direct", "nginx", "naive", "vigie", "vigie+redis", "vigie/httpx", "vigie/aiohttp",
+               "vigie/https"]
     results: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="vigie-bench-") as tmp, \
             processes(Path(tmp), free_port()) as urls:

@@ -22,21 +22,25 @@ from vigie.audit import AuditLog
 from vigie.auth import Authenticator
 from vigie.config import Settings
 from vigie.errors import ConfigError
-from vigie.forward import AiohttpForwarder, Forwarder, HttpxForwarder
+from vigie.forward import Forwarder
 from vigie.guard import Guard
 from vigie.incident.registry import Incidents
 from vigie.incident.wiring import build_incidents
 from vigie.learn.usage import NoUsage, UsageRecorder, UsageSink
+from vigie.library_clients import AiohttpForwarder, HttpxForwarder
 from vigie.minimize import Minimizer
 from vigie.policy.issuers import check_policy_issuers
 from vigie.policy.model import Action, PolicySet
 from vigie.policy.store import PolicyStore
 from vigie.proxy import Proxy, Stages
 from vigie.pseudonym import Pseudonymizer
+from vigie.request_body import BodyLimits
 from vigie.rewrite.rewriter import LinkRewriter
 from vigie.telemetry.metrics import Metrics
 from vigie.telemetry.tracing import Tracing
 from vigie.upstream_client import NativeForwarder
+from vigie.upstream_options import DISCARD_REASONS, UpstreamOptions
+from vigie.upstream_share import PrincipalShare
 
 log = logging.getLogger("vigie")
 
@@ -82,7 +86,7 @@ class Vigie:
             authenticator=authenticator,
             policies=policies,
             guard=guard,
-            forwarder=_forwarder(settings),
+            forwarder=_forwarder(settings, metrics),
             minimizer=Minimizer(metrics, record_pseudonymizer, settings.max_response_bytes),
             audit=audit,
             metrics=metrics,
@@ -93,6 +97,8 @@ class Vigie:
             links=LinkRewriter(settings.upstream, settings.links, settings.max_response_bytes),
             incidents=incidents,
             usage=_usage(settings, audit),
+            body_limits=BodyLimits(settings.max_request_body_bytes,
+                                   settings.request_body_timeout_seconds),
         )
         proxy = Proxy(stages)
         vigie = cls(settings=settings, stages=stages, authenticator=authenticator,
@@ -145,19 +151,25 @@ def _usage(settings: Settings, audit: AuditLog) -> UsageSink:
     return NoUsage() if path is None else UsageRecorder(path, lambda: audit.head)
 
 
-def _forwarder(settings: Settings) -> Forwarder:
-    """`upstream_client`: aiohttp or httpx pick a library client; by default the native
-    one (upstream_client.py), which speaks http:// only: https:// upstreams go through aiohttp."""
-    choice = settings.upstream_client
-    if choice == "native" and settings.upstream.startswith("https://"):
-        choice = "aiohttp"
-    url, read, connect = (settings.upstream, settings.upstream_timeout_seconds,
-                          settings.upstream_connect_timeout_seconds)
-    if choice == "httpx":
-        return HttpxForwarder(url, timeout=read, connect_timeout=connect)
-    if choice == "aiohttp":
-        return AiohttpForwarder(url, timeout=read, connect_timeout=connect)
-    return NativeForwarder(url, timeout=read, connect_timeout=connect)
+def _forwarder(settings: Settings, metrics: Metrics) -> Forwarder:
+    """`upstream_client`: the native client (upstream_client.py, http:// and https://) by
+    default; aiohttp or httpx on request, with one connection per exchange
+    (library_clients.py). Each principal gets at most its share of the pool."""
+    discarded = metrics.upstream_discarded
+    for reason in DISCARD_REASONS:  # at zero from the start, so increase() sees the first
+        metrics.child(discarded, reason)
+    options = UpstreamOptions.from_settings(
+        settings, on_discard=lambda reason: metrics.child(discarded, reason).inc(),
+        on_pool_timeout=metrics.upstream_pool_timeouts.inc)
+    client: Forwarder
+    if settings.upstream_client == "httpx":
+        client = HttpxForwarder(settings.upstream, options)
+    elif settings.upstream_client == "aiohttp":
+        client = AiohttpForwarder(settings.upstream, options)
+    else:
+        client = NativeForwarder(settings.upstream, options)
+    return PrincipalShare(client, settings.upstream_max_connections_per_principal,
+                          metrics.upstream_share_refusals.inc)
 
 
 def _record_pseudonymizer(settings: Settings) -> Pseudonymizer | None:

@@ -18,6 +18,7 @@ import yaml
 
 from vigie import redis_connect, yamlsrc
 from vigie.admin_auth import MetricsAuth, parse_metrics_auth
+from vigie.config_connection import CONNECTION_KEYS, connection_settings, positive_value
 from vigie.errors import ConfigError
 from vigie.issuer_settings import ASYMMETRIC_ALGORITHMS as ASYMMETRIC_ALGORITHMS
 from vigie.issuer_settings import IssuerSettings as IssuerSettings
@@ -42,6 +43,8 @@ class Listen:
     host: str = "0.0.0.0"  # noqa: S104 - a proxy listens on all interfaces by default
     port: int = 8080
     tls: TLSSettings | None = None
+    max_header_bytes: int = 32_768  # request line and headers; more: 431
+    header_timeout_seconds: float = 10.0  # from the first byte to the end of headers: 408
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +93,17 @@ class Settings:
     incident: IncidentSettings = IncidentSettings()
     upstream_timeout_seconds: float = 10.0
     upstream_connect_timeout_seconds: float = 3.0
-    upstream_client: str = "native"  # native (http:// only, else aiohttp) | aiohttp | httpx
+    upstream_client: str = "native"  # native | aiohttp | httpx (one connection per request)
+    upstream_keepalive: bool = True  # false: one connection per request, for bad framers
+    upstream_echoes_request_id: bool = False  # true: a response without our X-Request-ID: 502
+    upstream_max_connections: int = 512
+    upstream_max_connections_per_principal: int = 64
+    upstream_pool_timeout_seconds: float = 5.0  # waiting for a pooled connection: then 504
+    upstream_ca_file: Path | None = None  # https:// upstreams: the CA to trust (else system)
+    upstream_client_cert_file: Path | None = None  # mTLS to the upstream
+    upstream_client_key_file: Path | None = None
+    max_request_body_bytes: int = 10_485_760  # a route's default request.max_bytes
+    request_body_timeout_seconds: float = 30.0  # to receive a whole request body: then 408
     max_response_bytes: int = 52_428_800
     shutdown_grace_seconds: float = 20.0
     links: LinkSettings = LinkSettings()  # public_url, trusted_proxies... (rewrite/settings.py)
@@ -104,7 +117,7 @@ _TOP_KEYS = {
     "upstream", "listen", "admin", "policies", "mode", "issuers", "redis",
     "pseudonym_key_file", "audit", "limits", "guard", "upstream_timeout_seconds",
     "upstream_connect_timeout_seconds", "max_response_bytes", "shutdown_grace_seconds",
-    "upstream_client", "log_format", "log_level", "incident", *LINK_KEYS,
+    "upstream_client", "log_format", "log_level", "incident", *LINK_KEYS, *CONNECTION_KEYS,
 }
 UPSTREAM_CLIENTS = ("native", "aiohttp", "httpx")
 T = TypeVar("T")
@@ -236,11 +249,17 @@ def _build(raw: dict[str, Any], r: _Reader) -> Settings:
     if parts.query or parts.fragment:
         raise r.error(("upstream",), "must not have a query or fragment")
 
-    listen_raw = r.mapping(raw.get("listen"), ("listen",), {"host", "port", "tls"})
+    listen_raw = r.mapping(raw.get("listen"), ("listen",),
+                           {"host", "port", "tls", "max_header_bytes", "header_timeout_seconds"})
     listen = Listen(
         host=r.typed(listen_raw.get("host", Listen().host), ("listen", "host"), str, "a host"),
         port=r.port(listen_raw.get("port", Listen().port), ("listen", "port")),
         tls=parse_tls(listen_raw.get("tls"), ("listen", "tls"), r),
+        max_header_bytes=positive_value(r, listen_raw, ("listen", "max_header_bytes"), int,
+                                        Listen().max_header_bytes),
+        header_timeout_seconds=positive_value(r, listen_raw,
+                                              ("listen", "header_timeout_seconds"),
+                                              float, Listen().header_timeout_seconds),
     )
     admin_raw = r.mapping(raw.get("admin"), ("admin",), {"host", "port", "token_file", "tls",
                                                           "metrics_auth", "scrape_token_file"})
@@ -304,10 +323,7 @@ def _build(raw: dict[str, Any], r: _Reader) -> Settings:
         max_token_lifetime_seconds=lifetime)
 
     def positive(key: str, kind: type[T], default: T) -> T:
-        value = r.typed(raw.get(key, default), (key,), kind, f"a positive {kind.__name__}")
-        if value <= 0:  # type: ignore[operator]
-            raise r.error((key,), "must be positive")
-        return value
+        return positive_value(r, raw, (key,), kind, default)
 
     def choice(key: str, options: tuple[str, ...], default: str) -> str:
         value = raw.get(key, default)
@@ -335,6 +351,7 @@ def _build(raw: dict[str, Any], r: _Reader) -> Settings:
         upstream_timeout_seconds=positive("upstream_timeout_seconds", float, 10.0),
         upstream_connect_timeout_seconds=positive("upstream_connect_timeout_seconds", float,
                                                   3.0),
+        **connection_settings(raw, r),
         max_response_bytes=positive("max_response_bytes", int, 52_428_800),
         shutdown_grace_seconds=positive("shutdown_grace_seconds", float, 20.0),
         links=parse_link_settings(raw, r.error),

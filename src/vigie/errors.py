@@ -6,7 +6,10 @@ RFC 9457 problem response. Nothing else is caught on the request path.
     VigieError                     (500, generic)
     ├── AuthError                  401  missing/invalid credentials (reason)
     ├── Forbidden                  403  valid token, not allowed
-    ├── BadRequest                 400  malformed path or query
+    ├── BadRequest                 400  malformed path or query, a body the route refuses
+    │   ├── RequestTimeout         408  the request body did not arrive in time
+    │   ├── PayloadTooLarge        413  the request body exceeds the route's max_bytes
+    │   └── UnsupportedMediaType   415  a request body type the route does not declare
     ├── NotFound                   404  record withheld by object-level checks
     ├── Throttled                  429  limits, anomalies, quarantine
     ├── UpstreamError              502  upstream unreachable or reset
@@ -105,6 +108,24 @@ class BadRequest(VigieError):
     status = 400
     problem_type = "https://vigie.dev/problems/bad-request"
     title = "Bad request"
+
+
+class RequestTimeout(BadRequest):
+    status = 408
+    problem_type = "https://vigie.dev/problems/request-timeout"
+    title = "Request timeout"
+
+
+class PayloadTooLarge(BadRequest):
+    status = 413
+    problem_type = "https://vigie.dev/problems/payload-too-large"
+    title = "Content too large"
+
+
+class UnsupportedMediaType(BadRequest):
+    status = 415
+    problem_type = "https://vigie.dev/problems/unsupported-media-type"
+    title = "Unsupported media type"
 
 
 class NotFound(VigieError):

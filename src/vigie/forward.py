@@ -1,27 +1,23 @@
-"""The forwarding seam: what the upstream receives, and the library clients behind it.
+"""The forwarding seam: what the upstream receives, whichever client sends it.
 
 `Forwarder` is the seam; `request_headers`/`response_headers` decide which headers
 cross it. Three clients implement it, chosen by `upstream_client`: the native
 HTTP/1.1 client (`upstream_client.py`, the default: measured 1.5x aiohttp and 3x
-httpx, see docs/performance.md), `AiohttpForwarder` and `HttpxForwarder` (httpx over
-aiohttp's transport). Low-level errors are translated at this boundary:
-unreachable or reset → UpstreamError (502), no answer in time → UpstreamTimeout
-(504); neither message names the upstream.
+httpx, see docs/performance.md), `AiohttpForwarder` and `HttpxForwarder`
+(`library_clients.py`). The request body crosses whole (`bytes`, already read
+and bounded by the proxy) and every client frames it itself: the caller's
+Content-Length and Transfer-Encoding never reach the upstream. Low-level errors
+are translated at the clients' boundary: unreachable or reset → UpstreamError
+(502), no answer in time → UpstreamTimeout (504); neither names the upstream.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
 
-import aiohttp
-import httpx
-import yarl
-from httpx_aiohttp import AiohttpTransport
-
-from vigie.errors import UpstreamError, UpstreamTimeout
 from vigie.messages import Headers, UpstreamResponse
 from vigie.minimize.decode import SUPPORTED_CODINGS
 
@@ -29,6 +25,8 @@ HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
     "te", "trailer", "trailers", "transfer-encoding", "upgrade",
 })
+# Framing is Vigie's own (the body is held whole): the caller's never crosses.
+_FRAMING = frozenset({"content-length", "expect"})
 # Client headers that assert an identity or a hop: the proxy sets its own.
 _IDENTITY_PREFIXES = ("x-vigie-", "x-forwarded-", "x-user", "x-client")
 # The bearer token stays here: the upstream gets X-Vigie-Client and X-Vigie-User instead.
@@ -63,7 +61,7 @@ def request_headers(incoming: Headers, *, masks: bool, extra: Headers) -> Header
     named = connection_tokens(incoming)
     out: Headers = []
     for name, value in incoming:
-        if name in HOP_BY_HOP or name in named or name in _IDENTITY_HEADERS:
+        if name in HOP_BY_HOP or name in named or name in _IDENTITY_HEADERS or name in _FRAMING:
             continue
         if name.startswith(_IDENTITY_PREFIXES):
             continue
@@ -108,136 +106,19 @@ class UpstreamTarget:
 
 class Forwarder(Protocol):
     async def send(self, method: str, path: str, query: str, headers: Headers,
-                   body: AsyncIterator[bytes] | None) -> UpstreamResponse: ...
+                   body: bytes | None) -> UpstreamResponse: ...
 
     async def close(self) -> None: ...
 
 
-class HttpxForwarder:
-    """httpx over aiohttp's transport, one pool for the process."""
+def echoed_request_id(sent: Headers, received: Iterable[tuple[str, str]]) -> bool:
+    """Whether the response carries exactly the X-Request-ID its request was sent with.
 
-    def __init__(self, upstream: str, *, timeout: float, connect_timeout: float,
-                 max_connections: int = 512) -> None:
-        self._target = UpstreamTarget.parse(upstream)
-        self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
-        limits = httpx.Limits(max_connections=max_connections,
-                              max_keepalive_connections=max_connections, keepalive_expiry=30)
-        self._client = httpx.AsyncClient(
-            transport=AiohttpTransport(limits=limits, trust_env=False),
-            timeout=self._timeout, follow_redirects=False, trust_env=False,
-        )
-
-    def url(self, path: str, query: str) -> httpx.URL:
-        """Always the configured scheme, host and port; the path only ever appended."""
-        t = self._target
-        raw = (t.base_path + path).encode("ascii")
-        if query:
-            raw += b"?" + query.encode("ascii")
-        return httpx.URL(scheme=t.scheme, host=t.host, port=t.port, raw_path=raw)
-
-    async def send(self, method: str, path: str, query: str, headers: Headers,
-                   body: AsyncIterator[bytes] | None) -> UpstreamResponse:
-        request = self._client.build_request(
-            method, self.url(path, query),
-            headers=[("host", self._target.netloc), *headers],
-            content=body,
-        )
-        try:
-            response = await self._client.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            raise _translate(exc) from exc
-        raw_headers = [(k.decode("latin-1").lower(), v.decode("latin-1"))
-                       for k, v in response.headers.raw]
-
-        async def chunks() -> AsyncIterator[bytes]:
-            try:
-                async for chunk in response.aiter_raw():
-                    yield chunk
-            except httpx.HTTPError as exc:
-                raise _translate(exc) from exc
-
-        return UpstreamResponse(status=response.status_code,
-                                headers=response_headers(raw_headers),
-                                body=chunks(), aclose=response.aclose)
-
-    async def close(self) -> None:
-        await self._client.aclose()
+    For upstreams that echo it (`upstream_echoes_request_id`): a stray response meant
+    for another request carries another id, or none, and is refused.
+    """
+    expected = next((value for name, value in sent if name == "x-request-id"), None)
+    echoed = [value for name, value in received if name == "x-request-id"]
+    return expected is not None and echoed == [expected]
 
 
-class AiohttpForwarder:
-    """aiohttp's client directly: the same seam, without httpx's per-request layer."""
-
-    def __init__(self, upstream: str, *, timeout: float, connect_timeout: float,
-                 max_connections: int = 512) -> None:
-        self._target = UpstreamTarget.parse(upstream)
-        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout,
-                                              sock_read=timeout)
-        self._max_connections = max_connections
-        self._session: aiohttp.ClientSession | None = None
-
-    def url(self, path: str, query: str) -> yarl.URL:
-        """Always the configured scheme, host and port; the path only ever appended."""
-        t = self._target
-        return yarl.URL.build(scheme=t.scheme, host=t.host, port=t.port,
-                              path=t.base_path + path, query_string=query, encoded=True)
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:  # created inside the serving loop
-            connector = aiohttp.TCPConnector(limit=self._max_connections, keepalive_timeout=30,
-                                             ttl_dns_cache=60)
-            self._session = aiohttp.ClientSession(
-                connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False,
-                timeout=self._timeout, skip_auto_headers=("User-Agent", "Accept-Encoding",
-                                                          "Accept"))
-        return self._session
-
-    async def send(self, method: str, path: str, query: str, headers: Headers,
-                   body: AsyncIterator[bytes] | None) -> UpstreamResponse:
-        try:
-            response = await self._client().request(
-                method, self.url(path, query), headers=headers, data=body,
-                allow_redirects=False, compress=None)
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise _translate_aiohttp(exc) from exc
-        raw_headers = [(k.decode("latin-1").lower(), v.decode("latin-1"))
-                       for k, v in response.raw_headers]
-
-        async def chunks() -> AsyncIterator[bytes]:
-            try:
-                async for chunk in response.content.iter_any():
-                    yield chunk
-            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-                raise _translate_aiohttp(exc) from exc
-
-        async def close() -> None:
-            response.release()
-
-        return UpstreamResponse(status=response.status, headers=response_headers(raw_headers),
-                                body=chunks(), aclose=close)
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-
-
-def _translate_aiohttp(exc: BaseException) -> UpstreamError | UpstreamTimeout:
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return UpstreamError("the upstream service is unavailable")  # unreachable
-    if isinstance(exc, aiohttp.ServerTimeoutError | TimeoutError):
-        return UpstreamTimeout("the upstream service did not answer in time")
-    return UpstreamError("the upstream service is unavailable")
-
-
-def _translate(exc: Exception) -> UpstreamError | UpstreamTimeout:
-    # httpx-aiohttp maps every aiohttp ClientConnectionError (reset, refused) to
-    # ConnectTimeout, so look at the original aiohttp error first.
-    cause = exc.__cause__
-    if isinstance(cause, aiohttp.ConnectionTimeoutError):
-        return UpstreamError("the upstream service is unavailable")  # unreachable
-    if isinstance(cause, aiohttp.ServerTimeoutError | TimeoutError):
-        return UpstreamTimeout("the upstream service did not answer in time")
-    if isinstance(cause, aiohttp.ClientError | OSError):
-        return UpstreamError("the upstream service is unavailable")
-    if isinstance(exc, httpx.ReadTimeout | httpx.WriteTimeout | httpx.PoolTimeout):
-        return UpstreamTimeout("the upstream service did not answer in time")
-    return UpstreamError("the upstream service is unavailable")

@@ -39,6 +39,13 @@ from vigie.paths import normalize
 from vigie.policy.authorize import authorize
 from vigie.policy.model import ClientPolicy, Mode, PolicySet, Route
 from vigie.pseudonym import Pseudonymizer
+from vigie.request_body import (
+    BodyLimits,
+    ClientDisconnected,
+    ExpectedBody,
+    expected_body,
+    read_body,
+)
 from vigie.rewrite.rewriter import LinkRewriter, RequestLinks
 from vigie.telemetry.metrics import Metrics
 from vigie.telemetry.tracing import Tracing
@@ -53,10 +60,6 @@ AUDIT_SEGMENT = 10_000  # patient references per audit line of a streamed respon
 NO_CLIENT = "none"  # metric label when no verified client (or not one of ours)
 NO_ROUTE = "none"
 UNMATCHED = "unmatched"  # report-only: a request no route allows, forwarded and recorded
-
-
-class ClientDisconnected(Exception):
-    pass
 
 
 class Authenticating(Protocol):
@@ -92,6 +95,7 @@ class Stages:
     links: LinkRewriter | None = None  # upstream links -> public URL (rewrite/)
     incidents: IncidentSteps = field(default_factory=NoIncidents)
     usage: UsageSink = field(default_factory=NoUsage)  # report-only shapes (learn/usage.py)
+    body_limits: BodyLimits = BodyLimits()
 
 
 class Proxy:
@@ -137,12 +141,14 @@ class Proxy:
                 s.incidents.check_revoked(identity, principal, decision)  # 401 revoked
                 grant = s.incidents.contain(self._authorize(scope, identity, decision),
                                             decision)  # 403 contained, or the least form
+                announced = expected_body(scope["method"], grant.route, headers,
+                                          s.body_limits)
             s.tracing.routed(decision.method, grant.route)
             with s.tracing.stage("guard"):
                 await s.guard.admit(identity, grant, decision)
             with s.tracing.upstream(decision.method, grant.route) as call:
                 upstream = await self._forward(scope, receive, headers, identity, grant,
-                                               principal, decision, links)
+                                               principal, decision, links, announced)
                 s.tracing.upstream_answered(call, upstream.status)
             with s.tracing.stage("minimize"):
                 try:
@@ -199,7 +205,8 @@ class Proxy:
 
     async def _forward(self, scope: Scope, receive: Receive, headers: Headers,
                        identity: Identity, grant: Grant, principal: str,
-                       decision: Decision, links: RequestLinks | None) -> UpstreamResponse:
+                       decision: Decision, links: RequestLinks | None,
+                       expected: ExpectedBody | None) -> UpstreamResponse:
         s = self.s
         extra: Headers = [("x-vigie-client", identity.client), ("x-vigie-user", principal),
                           ("x-request-id", decision.request_id)]
@@ -209,8 +216,9 @@ class Proxy:
         if traceparent:
             extra.append(("traceparent", traceparent))
         outgoing_headers = request_headers(headers, masks=grant.route.masks, extra=extra)
-        has_body = any(k in ("content-length", "transfer-encoding") for k, _ in headers)
-        body = _body(receive) if has_body else None
+        body = None  # read whole before a connection is taken: a slow client holds none
+        if expected is not None:
+            body = await read_body(receive, expected, s.body_limits.timeout)
         started = time.perf_counter()
         try:
             upstream = await s.forwarder.send(_upstream_method(scope["method"], grant),
@@ -383,18 +391,6 @@ async def _disconnected(receive: Receive) -> None:
     """Returns when the client has gone (the request body was already read)."""
     while (await receive())["type"] != "http.disconnect":
         pass
-
-
-async def _body(receive: Receive) -> AsyncIterator[bytes]:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnected()
-        chunk = message.get("body", b"")
-        if chunk:
-            yield chunk
-        if not message.get("more_body", False):
-            return
 
 
 def _raw_headers(response: OutgoingResponse, request_id: str,

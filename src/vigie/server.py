@@ -19,10 +19,10 @@ from collections.abc import Callable, Generator
 from typing import Any, cast
 
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from vigie.app import Vigie
-from vigie.config import Settings
+from vigie.config import Listen, Settings
+from vigie.listener import BoundedHeadProtocol, bounded
 from vigie.proxy import ORIGIN_FORM
 from vigie.tls import ServerTLS
 from vigie.types import ASGIApp
@@ -52,7 +52,7 @@ class _Config(uvicorn.Config):
         self.ssl = self._tls_context
 
 
-class OriginFormProtocol(HttpToolsProtocol):
+class OriginFormProtocol(BoundedHeadProtocol):
     """httptools, telling the app whether the request target was in origin form.
 
     uvicorn keeps only the path of an absolute-form target (`GET http://h/x`),
@@ -76,11 +76,17 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def make_server(app: ASGIApp, grace: float,
+def make_server(app: ASGIApp, grace: float, listen: Listen | None = None,
                 tls_context: ssl.SSLContext | None = None) -> uvicorn.Server:
-    """A uvicorn server for an already-bound socket; signals are ours, not uvicorn's."""
+    """A uvicorn server for an already-bound socket; signals are ours, not uvicorn's.
+
+    Request heads are bounded by `listen.max_header_bytes` and `header_timeout_seconds`.
+    """
+    listen = listen or Listen()
+    protocol = bounded(OriginFormProtocol, listen.max_header_bytes,
+                       listen.header_timeout_seconds)
     config = _Config(
-        app, tls_context, http=OriginFormProtocol, lifespan="off", access_log=False,
+        app, tls_context, http=protocol, lifespan="off", access_log=False,
         log_config=None, server_header=False, date_header=True, proxy_headers=False,
         timeout_graceful_shutdown=max(1, int(grace)), timeout_keep_alive=30, backlog=2048,
     )
@@ -98,9 +104,10 @@ async def serve(settings: Settings, *, vigie: Vigie | None = None,
     admin_socket = admin_socket or bind(settings.admin.host, settings.admin.port)
     tls = [ServerTLS(listener.tls) if listener.tls else None
            for listener in (settings.listen, settings.admin)]
-    proxy = make_server(vigie.proxy_app, settings.shutdown_grace_seconds,
+    proxy = make_server(vigie.proxy_app, settings.shutdown_grace_seconds, settings.listen,
                         tls[0].context if tls[0] else None)
-    admin = make_server(vigie.admin_app, 1, tls[1].context if tls[1] else None)
+    admin = make_server(vigie.admin_app, 1, settings.listen,
+                        tls[1].context if tls[1] else None)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     in_main = threading.current_thread() is threading.main_thread()

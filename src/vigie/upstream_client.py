@@ -2,50 +2,59 @@
 
 Why not aiohttp: its per-request Python layer (ClientSession._request,
 ClientRequest, timeout contexts, streams) was half the forwarder's CPU. Here a
-request is one `transport.write` of a pre-joined head, the response is parsed
-in C by llhttp (httptools) and the body is a plain async iterator over a deque.
+request is one `transport.write` of a pre-joined head and its (buffered) body,
+the response is parsed in C by llhttp (httptools) and the body is a plain async
+iterator over a deque.
 
-The pool is per upstream, bounded (`max_connections` open at once; others wait),
-LIFO (the warmest connection first), and forgets connections idle for more than
-`idle_expiry` seconds. A connection goes back only after its response was read
-to the end and the server kept it alive; a reused connection that dies before
-any response byte is retried once on a fresh one, for bodyless idempotent
-requests only (a bodyless POST may have been acted upon before the close).
+The pool is per upstream, bounded (`max_connections` open at once; others wait
+at most `pool_timeout`, then 504), LIFO (the warmest connection first), and
+forgets connections idle for more than `idle_expiry` seconds. A connection goes
+back only after its response was read to the end, framed without ambiguity, and
+the server kept it alive; any byte that arrives while it is idle, or beyond the
+response, discards it (counted by reason). A reused connection that dies before
+any response byte is retried once on a fresh one, for idempotent requests only.
 
+Integrity: the request is framed by Vigie (Content-Length of the buffered body,
+never the caller's framing); with `echoes_request_id` a response that does not
+carry the request's X-Request-ID is refused (502) and its connection discarded;
+with `keepalive` off every exchange has its own connection. https:// upstreams
+use `ssl_context` (verification, hostname, TLS 1.2+, see upstream_options.py).
 Only the configured scheme, host and port are ever contacted; the request path
-is appended to the configured base path. Headers sent: the caller's, plus Host
-and the framing header (Content-Length given by the caller, else chunked).
-http:// only: `app._forwarder` keeps aiohttp for https:// upstreams.
+is appended to the configured base path.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections import deque
-from collections.abc import AsyncIterator
+from dataclasses import replace
 
-from vigie.errors import UpstreamError
-from vigie.forward import UpstreamTarget, response_headers
+from vigie.errors import UpstreamError, UpstreamTimeout
+from vigie.forward import UpstreamTarget, echoed_request_id, response_headers
 from vigie.messages import Headers, UpstreamResponse
-from vigie.upstream_connection import UNAVAILABLE, Connection, StaleConnection
+from vigie.upstream_connection import TOO_SLOW, UNAVAILABLE, Connection, StaleConnection
+from vigie.upstream_options import UpstreamOptions
 
 IDLE_EXPIRY_SECONDS = 30.0
-_SMALL_BODY = 64 * 1024  # below this, the body's first chunk joins the head's write
 # RFC 9110 §9.2.2: resent only if a second copy cannot do what the first did
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+# Methods whose empty body is still announced (RFC 9110 §8.6: a POST without it is ambiguous)
+_ANNOUNCE_EMPTY = frozenset({"POST", "PUT", "PATCH"})
 
 
 class ConnectionPool:
     """Open, lend and take back connections to one host:port."""
 
-    def __init__(self, host: str, port: int, *, timeout: float, connect_timeout: float,
-                 max_connections: int = 512, idle_expiry: float = IDLE_EXPIRY_SECONDS) -> None:
+    def __init__(self, host: str, port: int, options: UpstreamOptions,
+                 idle_expiry: float = IDLE_EXPIRY_SECONDS) -> None:
         self.host = host
         self.port = port
-        self.timeout = timeout
-        self.connect_timeout = connect_timeout
-        self.max_connections = max_connections
+        self.options = options
+        self.timeout = options.timeout
+        self.max_connections = options.max_connections
         self.idle_expiry = idle_expiry
+        self.ssl: ssl.SSLContext | None = options.ssl_context
         self.idle: deque[Connection] = deque()  # oldest left, warmest right
         self.open = 0  # connecting, lent or idle
         self.opened_total = 0
@@ -54,13 +63,22 @@ class ConnectionPool:
         self._closing = False
 
     async def acquire(self) -> tuple[Connection, bool]:
-        """A connection and whether it was reused; waits while `max_connections` are open."""
+        """A connection and whether it was reused; waits (bounded) while the pool is full."""
+        try:
+            async with asyncio.timeout(self.options.pool_timeout):
+                return await self._acquire()
+        except TimeoutError as exc:
+            self.options.on_pool_timeout()
+            raise UpstreamTimeout(TOO_SLOW) from exc
+
+    async def _acquire(self) -> tuple[Connection, bool]:
         while True:
             idle = self.idle
             if idle:
                 now = asyncio.get_running_loop().time()
                 while idle:
                     conn = idle.pop()
+                    conn.idle = False
                     if conn.closed:
                         continue
                     if now - conn.idle_since > self.idle_expiry:
@@ -82,11 +100,14 @@ class ConnectionPool:
             raise UpstreamError(UNAVAILABLE)
         loop = asyncio.get_running_loop()
         self.open += 1
+        options = self.options
         try:
-            async with asyncio.timeout(self.connect_timeout):
+            async with asyncio.timeout(options.connect_timeout):
                 _, conn = await loop.create_connection(
-                    lambda: Connection(loop, self.timeout, self._forget), self.host, self.port)
-        except (OSError, TimeoutError) as exc:
+                    lambda: Connection(loop, self.timeout, self._forget, options.on_discard),
+                    self.host, self.port, ssl=self.ssl,
+                    server_hostname=self.host if self.ssl is not None else None)
+        except (OSError, TimeoutError, ssl.SSLError) as exc:  # SSLError: not verified
             self.open -= 1
             self._wake_one()
             raise UpstreamError(UNAVAILABLE) from exc
@@ -99,11 +120,12 @@ class ConnectionPool:
 
     def release(self, conn: Connection) -> None:
         """Back into the pool if clean and kept alive; closed otherwise."""
-        if self._closing or not conn.reusable:
+        if self._closing or not conn.reusable or not self.options.keepalive:
             conn.close()
             return
         loop = conn.loop
         now = conn.idle_since = loop.time()
+        conn.idle = True
         idle = self.idle
         idle.append(conn)
         while idle and now - idle[0].idle_since > self.idle_expiry:
@@ -198,34 +220,49 @@ class UpstreamBody:
 
 
 class NativeForwarder:
-    """The Forwarder seam over `ConnectionPool`: http:// upstreams only."""
+    """The Forwarder seam over `ConnectionPool`, for http:// and https:// upstreams."""
 
-    def __init__(self, upstream: str, *, timeout: float, connect_timeout: float,
-                 max_connections: int = 512) -> None:
+    def __init__(self, upstream: str, options: UpstreamOptions | None = None, *,
+                 timeout: float | None = None, connect_timeout: float | None = None,
+                 max_connections: int | None = None) -> None:
+        options = options or UpstreamOptions()
+        options = replace(options, timeout=timeout or options.timeout,
+                          connect_timeout=connect_timeout or options.connect_timeout,
+                          max_connections=max_connections or options.max_connections)
         target = UpstreamTarget.parse(upstream)
-        if target.scheme != "http":
-            raise ValueError("the native forwarder needs an http:// upstream")
+        if target.scheme not in ("http", "https"):
+            raise ValueError("the native forwarder needs an http:// or https:// upstream")
+        if target.scheme == "https" and options.ssl_context is None:
+            options = replace(options, ssl_context=ssl.create_default_context())
+        elif target.scheme == "http":
+            options = replace(options, ssl_context=None)
+        self.options = options
         self._base_path = target.base_path
         self._host_line = f"host: {target.netloc}\r\n"
-        self.pool = ConnectionPool(target.host, target.port or 80, timeout=timeout,
-                                   connect_timeout=connect_timeout,
-                                   max_connections=max_connections)
+        default_port = 443 if target.scheme == "https" else 80
+        self.pool = ConnectionPool(target.host, target.port or default_port, options)
 
     def head(self, method: str, path: str, query: str, headers: Headers,
-             chunked: bool) -> bytes:
-        """Request line and headers, refused if anything would split a line."""
+             length: int | None) -> bytes:
+        """Request line and headers, refused if anything would split a line.
+
+        The framing is Vigie's: Content-Length of the body it holds, never the caller's.
+        """
         target = self._base_path + path
         if query:
             target += "?" + query
         parts = [method, " ", target, " HTTP/1.1\r\n", self._host_line]
         lines = 2
         for name, value in headers:
-            if name == "host" or name == "transfer-encoding":
+            if name in ("host", "transfer-encoding", "content-length", "connection"):
                 continue  # the configured host, and our own framing
             parts += (name, ": ", value, "\r\n")
             lines += 1
-        if chunked:
-            parts.append("transfer-encoding: chunked\r\n")
+        if length is not None:
+            parts.append(f"content-length: {length}\r\n")
+            lines += 1
+        if not self.options.keepalive:
+            parts.append("connection: close\r\n")
             lines += 1
         parts.append("\r\n")
         text = "".join(parts)
@@ -239,84 +276,35 @@ class NativeForwarder:
             raise UpstreamError(UNAVAILABLE) from exc
 
     async def send(self, method: str, path: str, query: str, headers: Headers,
-                   body: AsyncIterator[bytes] | None) -> UpstreamResponse:
+                   body: bytes | None) -> UpstreamResponse:
+        length = len(body) if body is not None else (0 if method in _ANNOUNCE_EMPTY else None)
+        message = self.head(method, path, query, headers, length)
+        if body:
+            message += body
         pool = self.pool
-        if body is None:
-            head = self.head(method, path, query, headers, False)
-            conn, reused = await pool.acquire()
+        conn, reused = await pool.acquire()
+        try:
+            conn.begin(method, message)
+            await conn.wait_headers()
+        except StaleConnection:
+            conn.close()
+            if not reused or method not in _IDEMPOTENT:
+                raise
+            conn = await pool.connect()  # the idle one was dead: once more, fresh
             try:
-                conn.begin(method, head)
+                conn.begin(method, message)
                 await conn.wait_headers()
-            except StaleConnection:
-                conn.close()
-                if not reused or method not in _IDEMPOTENT:
-                    raise
-                conn = await pool.connect()  # the idle one was dead: once more, fresh
-                try:
-                    conn.begin(method, head)
-                    await conn.wait_headers()
-                except BaseException:
-                    conn.close()
-                    raise
             except BaseException:
                 conn.close()
                 raise
-        else:
-            conn = await self._send_with_body(method, path, query, headers, body)
-        return UpstreamResponse(status=conn.status, headers=response_headers(conn.raw_headers),
-                                body=(stream := UpstreamBody(conn, pool)), aclose=stream.aclose)
-
-    async def _send_with_body(self, method: str, path: str, query: str, headers: Headers,
-                              body: AsyncIterator[bytes]) -> Connection:
-        declared = next((value for name, value in headers if name == "content-length"), None)
-        expected = -1
-        if declared is not None:
-            try:
-                expected = int(declared)
-            except ValueError as exc:
-                raise UpstreamError(UNAVAILABLE) from exc
-        chunked = declared is None
-        head = self.head(method, path, query, headers, chunked)
-        first = await anext(body, None)
-        while first == b"":  # an empty chunk would end a chunked body
-            first = await anext(body, None)
-        conn, _ = await self.pool.acquire()
-        try:
-            sent = 0
-            if first is None:
-                conn.begin(method, head)
-            else:
-                sent = len(first)
-                framed = _chunk(first) if chunked else first
-                if len(framed) < _SMALL_BODY:
-                    conn.begin(method, head + framed)
-                else:
-                    conn.begin(method, head)
-                    conn.write(framed)
-            async for chunk in body:
-                if conn.headers_done or conn.closed:
-                    conn.dirty = True  # answered early: the rest is not sent
-                    break
-                if not chunk:
-                    continue
-                sent += len(chunk)
-                conn.write(_chunk(chunk) if chunked else chunk)
-                if conn.writing_paused:
-                    await conn.drain()
-            else:
-                if chunked:
-                    conn.write(b"0\r\n\r\n")
-                elif sent != expected:
-                    raise UpstreamError(UNAVAILABLE)
-            await conn.wait_headers()
         except BaseException:
             conn.close()
             raise
-        return conn
+        if self.options.echoes_request_id and not echoed_request_id(headers, conn.raw_headers):
+            conn.close("request_id_mismatch")  # a stray response: nobody may read this line
+            raise UpstreamError(UNAVAILABLE)
+        return UpstreamResponse(status=conn.status, headers=response_headers(conn.raw_headers),
+                                body=(stream := UpstreamBody(conn, pool)), aclose=stream.aclose)
 
     async def close(self) -> None:
         await self.pool.close()
-
-
-def _chunk(data: bytes) -> bytes:
-    return b"%x\r\n%b\r\n" % (len(data), data)

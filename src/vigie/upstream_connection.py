@@ -33,12 +33,16 @@ class Connection(asyncio.Protocol):
     """Idle in the pool, or carrying exactly one request/response exchange."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float,
-                 on_closed: Callable[[Connection], None]) -> None:
+                 on_closed: Callable[[Connection], None],
+                 on_discard: Callable[[str], None] = lambda reason: None) -> None:
         self.loop = loop
         self.timeout = timeout
         self.on_closed = on_closed
+        self.on_discard = on_discard
         self.transport: asyncio.Transport | None = None
         self.closed = False
+        self.idle = False  # in the pool: any byte now is a response nobody asked for
+        self.discard_reason: str | None = None  # why it must never be reused, once known
         self.idle_since = 0.0
         self.uses = 0
         self.chunks: deque[bytes] = deque()
@@ -79,16 +83,19 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.complete:  # nothing may follow a complete response (no pipelining)
-            self.dirty = True
+            self.spoil("idle_bytes" if self.idle else "extra_bytes")
             self.close()
             return
         self.received += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError:
+            if self.discard_reason is None:
+                self.discard_reason = "extra_bytes" if self.complete else "malformed"
             self._fail(UpstreamError(UNAVAILABLE))
             return
         if not self.headers_done and self.received > MAX_HEAD_BYTES:
+            self.discard_reason = self.discard_reason or "malformed"
             self._fail(UpstreamError(UNAVAILABLE))
             return
         if self.buffered > HIGH_WATER and not self.reading_paused and not self.complete:
@@ -124,6 +131,12 @@ class Connection(asyncio.Protocol):
 
     # Once `dirty`, the parser is reading bytes nobody asked for: they change nothing.
 
+    def spoil(self, reason: str) -> None:
+        """Bytes beyond this response, or framing that cannot be trusted: never reuse."""
+        self.dirty = True
+        if self.discard_reason is None:
+            self.discard_reason = reason
+
     def on_header(self, name: bytes, value: bytes) -> None:
         if self.dirty:
             return
@@ -135,15 +148,22 @@ class Connection(asyncio.Protocol):
         status = self.parser.get_status_code()
         if 100 <= status < 200:
             if status == 101:  # never asked for an upgrade
+                self.discard_reason = "interim_upgrade"
                 raise httptools.HttpParserError("unexpected upgrade")
             self.raw_headers = []  # 100 Continue and friends: skipped
             return
         self.status = status
         self.headers_done = True
+        lengths = 0
         for name, value in self.raw_headers:
             if name == "content-length" or (name == "transfer-encoding"
                                             and "chunked" in value.lower()):
                 self.framed = True
+            if name in ("content-length", "transfer-encoding"):
+                lengths += 1
+        if lengths > 1:  # both, or twice (llhttp may tolerate it): the end is a guess
+            self.discard_reason = "malformed"
+            raise httptools.HttpParserError("ambiguous framing")
         if self.head_only or status in (204, 304):
             self.framed = True
             if self.head_only:  # llhttp would wait for the announced body
@@ -152,7 +172,7 @@ class Connection(asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         if self.head_only or self.dirty:
-            self.dirty = True
+            self.spoil("extra_bytes")
             return
         self.chunks.append(body)
         self.buffered += len(body)
@@ -167,7 +187,7 @@ class Connection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         if self.complete:  # a second response nobody asked for
-            self.dirty = True
+            self.spoil("extra_bytes")
 
     # ---- waiting ----------------------------------------------------------------------
 
@@ -183,6 +203,7 @@ class Connection(asyncio.Protocol):
         self._wake()
 
     def _timed_out(self) -> None:
+        self.discard_reason = self.discard_reason or "timeout"
         self._fail(UpstreamTimeout(TOO_SLOW))
 
     async def wait(self) -> None:
@@ -229,11 +250,20 @@ class Connection(asyncio.Protocol):
         return self.complete and self.keep_alive and not self.dirty and not self.closed \
             and self.error is None
 
-    def close(self) -> None:
-        """Abort now: a half-read connection never goes back into anyone's hands."""
+    def close(self, reason: str | None = None) -> None:
+        """Abort now: a half-read connection never goes back into anyone's hands.
+
+        `reason` (or the one already known) is counted as a discarded connection;
+        a connection closed because the exchange simply ended is not counted.
+        """
         if self.closed:
             return
         self.closed = True
+        counted = self.discard_reason or reason
+        if counted is None and not self.complete:
+            counted = "incomplete"
+        if counted is not None:
+            self.on_discard(counted)
         if not self.complete and self.error is None:
             self.error = UpstreamError(UNAVAILABLE)
         if self.transport is not None:

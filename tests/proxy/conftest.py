@@ -16,6 +16,7 @@ routes:
     methods: [GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS]
     path: /items/{id}
     scopes: [items]
+    request: {body: allowed}  # a body on any method, GET included: declared, so forwarded
   - name: item-list
     methods: [GET, POST]
     path: /items

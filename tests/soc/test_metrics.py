@@ -24,6 +24,7 @@ from support.soc import (
 )
 from vigie.guard.signals import SIGNALS
 from vigie.telemetry.metrics import DETECTION_SIGNALS
+from vigie.upstream_options import DISCARD_REASONS
 
 # Contract section 6: metric (as scraped) -> its label names, exactly.
 CONTRACT = {
@@ -128,7 +129,8 @@ def test_label_values_stay_bounded_whatever_the_traffic(soc: Harness) -> None:
     assert values["reason"] <= {"missing", "expired", "signature", "audience", "issuer",
                                 "unknown_client", "malformed", "algorithm", "unknown_kid",
                                 "claim_missing", "claim_type", "not_yet_valid", "token_type",
-                                "too_large"}
+                                "too_large",
+                                *DISCARD_REASONS}  # vigie_upstream_connections_discarded
     assert all(status.isdigit() and len(status) == 3 for status in values["status"])
     assert values["issuer"] == {ISSUER}  # the configured issuers only (a URL, never a path)
     every = {v for key, vals in values.items() if key not in ("status", "le", "issuer")

@@ -126,7 +126,8 @@ class Harness:
 
     def __init__(self, tmp: Path, policies: Mapping[str, str], *,
                  config: str = "", env: Mapping[str, str] | None = None,
-                 issuers: Sequence[FakeIssuer] = (), keys: Keys | None = None) -> None:
+                 issuers: Sequence[FakeIssuer] = (), keys: Keys | None = None,
+                 upstream_url: str | None = None) -> None:
         self.tmp = tmp
         self.policy_dir = tmp / "policies"
         self.policy_dir.mkdir(exist_ok=True)
@@ -138,11 +139,13 @@ class Harness:
         self.upstream = ScriptedUpstream()
         self.extra_config = config
         self.env = dict(env or {})
+        self.upstream_url = upstream_url  # an upstream of the test's own (else ScriptedUpstream)
         self._stack = contextlib.ExitStack()
         self.vigie: Vigie | None = None
 
     def __enter__(self) -> Harness:
-        upstream_url = self._stack.enter_context(serve_in_thread(self.upstream.app()))
+        upstream_url = self.upstream_url or self._stack.enter_context(
+            serve_in_thread(self.upstream.app()))
         jwks_url = self._stack.enter_context(serve_in_thread(jwks_app(self.keys)))
         key_file = self.tmp / "pseudonym.key"
         key_file.write_bytes(b"k" * 48)

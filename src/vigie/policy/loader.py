@@ -39,6 +39,7 @@ from vigie.policy.model import (
     Selector,
     Unlisted,
 )
+from vigie.policy.request_rule import parse_request_rule
 from vigie.policy.selectors import parse_location, parse_selector
 from vigie.policy.smart import looks_smart
 from vigie.policy.templates import Segments, covers, parse_template
@@ -49,7 +50,7 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 _TOP_KEYS = ("apiVersion", "client", "description", "mode", "routes", "limits",
              "client_limits", "issuer",
              "metadata")  # metadata: policy/metadata.py
-_ROUTE_KEYS = ("name", "methods", "path", "scopes", "query", "response")
+_ROUTE_KEYS = ("name", "methods", "path", "scopes", "query", "response", "request")
 _QUERY_KEYS = ("allowed", "max")
 _RESPONSE_KEYS = ("records", "fields", "unlisted", "bind", "envelope")
 _ROUTE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -321,11 +322,13 @@ class _FileReader:
         query = self.query(item["query"], (*path, "query")) if "query" in item else None
         response = self.response(item["response"], (*path, "response")) \
             if "response" in item else None
+        request = parse_request_rule(item["request"], (*path, "request"), self.error) \
+            if "request" in item else None
         if len(self.errors) > before or name is None or template is None:
             return None
         return Route(name=name, methods=methods, path=item["path"], segments=template[0],
                      params=template[1], scopes=scopes, query=query, response=response,
-                     line=self.lines.line(path))
+                     line=self.lines.line(path), request=request)
 
     def methods(self, raw: Any, path: yamlsrc.Path) -> frozenset[str]:
         if not isinstance(raw, list) or not raw:

@@ -127,6 +127,19 @@ class QueryRule:
 
 
 @dataclass(frozen=True, slots=True)
+class RequestRule:
+    """`request:` of a route: whether it takes a body, how large, of which media types.
+
+    `body` None: the method decides (POST, PUT and PATCH take one; others do not).
+    `max_bytes` None: the global `max_request_body_bytes`. `content_types` empty: any.
+    """
+
+    body: bool | None = None
+    max_bytes: int | None = None
+    content_types: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
 class Route:
     name: str
     methods: frozenset[str]
@@ -138,6 +151,7 @@ class Route:
     query: QueryRule | None = None
     response: ResponseRule | None = None
     line: int = 0
+    request: RequestRule | None = None
 
     @property
     def masks(self) -> bool:

@@ -69,7 +69,7 @@ class _CannedUpstream:
         self.called = False
 
     async def send(self, method: str, path: str, query: str, headers: Headers,
-                   body: AsyncIterator[bytes] | None) -> UpstreamResponse:
+                   body: bytes | None) -> UpstreamResponse:
         self.called = True
         spec = self.spec
         if "json" in spec:

@@ -145,6 +145,16 @@ class Metrics:
         self.build_info.labels(version=__version__,
                                revision=os.environ.get("VIGIE_BUILD_REVISION", "unknown")[:64],
                                python=platform.python_version()).set(1)
+        self.upstream_discarded = Counter(
+            "vigie_upstream_connections_discarded",
+            "Upstream connections closed instead of reused, by reason", ["reason"], registry=r)
+        self.upstream_pool_timeouts = Counter(
+            "vigie_upstream_pool_timeouts",
+            "Requests that waited too long for an upstream connection (504)", registry=r)
+        self.upstream_share_refusals = Counter(
+            "vigie_upstream_share_refusals",
+            "Requests refused because their principal held its share of the pool (429)",
+            registry=r)
         self.upstream_up.set(1)
         self._children: dict[tuple[int, tuple[str, ...]], object] = {}
 
