@@ -199,6 +199,7 @@ async def test_sequential_scraper_is_throttled_then_quarantined(backend) -> None
         await kit.guard.observe(who, grant, answered(made, patients=[str(number)]))
     assert refused_as[-1] == "quarantined"
     assert max(scores) >= TUNING.throttle_score
+    # Counted once: when the signal throttled the principal (not again at the quarantine).
     assert kit.sample("vigie_enumeration_detections_total", client="gp-frontdesk",
                       signal="sequential_ids") == 1
     assert kit.sample("vigie_anomaly_score", client="gp-frontdesk") == 1.0

@@ -1,4 +1,4 @@
-"""The Redis guard store: one Lua call per request, late facts batched, memory fallback.
+"""The Redis guard store: one Lua call to admit, one to settle, memory fallback.
 
 Keys (prefix configurable, default `vigie:`), hash-tagged so that one principal's keys
 share a Redis Cluster slot:
@@ -8,13 +8,16 @@ share a Redis Cluster slot:
     <prefix>{<client>:<pseudonym>}:rec        records GCRA TAT, TTL = backlog + 1 s
     <prefix>{<client>:<pseudonym>}:pat:<w>    distinct patients HLL of window w, TTL 2 windows
     <prefix>{<client>:<pseudonym>}:pats:<w>   the same patients as an exact set while < 256
-    <prefix>{<client>}:req|rec|pat:<w>         the same for a client's aggregate
+    <prefix>{<client>:<pseudonym>}:lease      leases of requests in flight, TTL = a lease
+    <prefix>{<client>}:req|rec|pat:<w>|lease   the same for a client's aggregate
     <prefix>quarantines                       index hash for the admin list, TTL = longest
 
-When Redis fails (timeout, refused, error) the request is decided by a per-replica
-`MemoryStore`, which also caches every quarantine this replica learnt; the circuit
-breaker stops waiting on a dead Redis and probes it again later. Nothing here raises
-to the request path.
+Admissions and settlements of concurrent requests share pipelined round trips
+(`AdmitBatcher`). When Redis fails (timeout, refused, error) the request is decided by a
+per-replica `MemoryStore`, which also caches every quarantine this replica learnt; the
+circuit breaker stops waiting on a dead Redis and probes it again later. A settlement
+that cannot reach Redis counts its facts in the fallback; its lease expires on its own.
+Nothing here raises to the request path.
 """
 
 from __future__ import annotations
@@ -28,23 +31,25 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError
 
 from vigie.guard import lua
 from vigie.guard.breaker import CircuitBreaker
 from vigie.guard.coalesce import AdmitBatcher
+from vigie.guard.connection import redis_client
 from vigie.guard.limits import Budget
+from vigie.guard.memory_store import MemoryStore
+from vigie.guard.reservation import Settlement
 from vigie.guard.sketch import EXACT_LIMIT
-from vigie.guard.store import Check, MemoryStore, Quarantine, Verdict, principal_tag
+from vigie.guard.store import Check, Quarantine, Verdict, principal_tag
 from vigie.telemetry.metrics import Metrics
 
 log = logging.getLogger("vigie.guard.redis")
 
 _FAILURES = (RedisError, OSError, TimeoutError)
 _INDEX_FIELD_SEPARATOR = "\x1f"
+_CHUNK = 500  # patients per script call: Lua unpack() has a stack limit
 
 
 class RedisStore:
@@ -56,13 +61,7 @@ class RedisStore:
                  flush_interval: float = 0.05, max_pending: int = 10_000,
                  max_connections: int = 16) -> None:
         if isinstance(client, str):
-            # A small blocking pool: a burst of requests queues for a warm connection
-            # instead of opening dozens of new ones inside the 100 ms budget.
-            pool = BlockingConnectionPool.from_url(
-                client, max_connections=max_connections, timeout=timeout,
-                socket_timeout=timeout, socket_connect_timeout=timeout,
-                retry=Retry(NoBackoff(), 0))
-            client = Redis(connection_pool=pool)
+            client = redis_client(client, timeout=timeout, max_connections=max_connections)
         self.redis = client
         self.prefix = prefix
         self.timeout = timeout
@@ -74,7 +73,7 @@ class RedisStore:
             backend="redis")
         self.breaker = CircuitBreaker(failure_threshold, reset_seconds,
                                       on_change=self._health_changed)
-        self._sha = {"admit": "", "record": "", "patients": ""}
+        self._sha = {"guard": ""}
         self._offset = 0.0  # Redis clock minus ours, for window names
         self._facts: list[tuple[str, Budget, int, Sequence[str]]] = []
         self._pending: dict[tuple[str, str], Quarantine] = {}
@@ -82,9 +81,9 @@ class RedisStore:
         self._flush_lock = asyncio.Lock()
         self._flusher: asyncio.Task[None] | None = None
         self._closing = False
-        # The hot path: concurrent admissions share one pipelined round trip.
-        self._batcher = AdmitBatcher(client.connection_pool, numkeys=5, timeout=timeout,
-                                     sha=lambda: self._sha["admit"],
+        # The hot path: concurrent admissions and settlements share a round trip.
+        self._batcher = AdmitBatcher(client.connection_pool, numkeys=6, timeout=timeout,
+                                     sha=lambda: self._sha["guard"],
                                      reload=self._load_scripts)
 
     def _health_changed(self, up: bool) -> None:
@@ -124,9 +123,7 @@ class RedisStore:
         await self.redis.aclose()
 
     async def _load_scripts(self) -> None:
-        self._sha["admit"] = await self.redis.script_load(lua.ADMIT)
-        self._sha["record"] = await self.redis.script_load(lua.RECORD)
-        self._sha["patients"] = await self.redis.script_load(lua.PATIENTS)
+        self._sha["guard"] = await self.redis.script_load(lua.GUARD)
 
     # -- keys --------------------------------------------------------------------------
     def _key(self, tag: str, part: str) -> str:
@@ -161,17 +158,37 @@ class RedisStore:
         self.breaker.success()
         return [self._verdict(check, reply) for check, reply in zip(checks, replies, strict=True)]
 
+    def _keys(self, tag: str, window: int) -> tuple[str, ...]:
+        return (self._key(tag, "q"), self._key(tag, "req"), self._key(tag, "rec"),
+                self._key(tag, f"pat:{window}"), self._key(tag, f"pats:{window}"),
+                self._key(tag, "lease"))
+
     def _admit_call(self, check: Check) -> tuple[str, ...]:
         budget = check.budget
         window, window_end_ms = self._window(budget)
-        keys = (self._key(check.tag, "q"), self._key(check.tag, "req"),
-                self._key(check.tag, "rec"), self._key(check.tag, f"pat:{window}"),
-                self._key(check.tag, f"pats:{window}"))
-        args = ("1" if check.principal is not None else "0", repr(budget.request_interval_ms),
-                repr(budget.request_tolerance_ms), repr(check.penalty),
-                repr(budget.records_interval_ms), repr(budget.records_window_ms),
-                str(budget.patients_limit), repr(window_end_ms), str(EXACT_LIMIT))
-        return (*keys, *args)
+        held = check.reservation
+        args = ("a", "1" if check.principal is not None else "0",
+                repr(budget.request_interval_ms), repr(budget.request_tolerance_ms),
+                repr(check.penalty), repr(budget.records_interval_ms),
+                repr(budget.records_window_ms), str(budget.patients_limit), repr(window_end_ms),
+                str(EXACT_LIMIT), str(2 * budget.patients_window_s), str(budget.concurrency),
+                held.member if held else "", str(held.lease_ms) if held else "0",
+                held.patient if held else "")
+        return (*self._keys(check.tag, window), *args)
+
+    def _settle_calls(self, tag: str, budget: Budget, lease: str, records: int,
+                      patients: Sequence[str]) -> list[tuple[str, ...]]:
+        window, _ = self._window(budget)
+        keys = self._keys(tag, window)
+        refs = sorted(set(patients)) if budget.patients_limit else []
+        interval = repr(budget.records_interval_ms)
+        ttl = str(2 * budget.patients_window_s)
+        calls = [(*keys, "s", lease, interval, str(max(0, records)), ttl, str(EXACT_LIMIT),
+                  *refs[:_CHUNK])]
+        for start in range(_CHUNK, len(refs), _CHUNK):
+            calls.append((*keys, "s", "", interval, "0", ttl, str(EXACT_LIMIT),
+                          *refs[start:start + _CHUNK]))
+        return calls
 
     def _verdict(self, check: Check, reply: list[Any]) -> Verdict:
         code = int(reply[0])
@@ -186,8 +203,31 @@ class RedisStore:
         if code == 2:
             kind = reply[2].decode() if isinstance(reply[2], bytes) else str(reply[2])
             return Verdict(refused=kind, retry_after_s=int(reply[1]) / 1000.0,
-                           remaining=0, reset_s=int(reply[3]) / 1000.0)
-        return Verdict(remaining=int(reply[1]), reset_s=int(reply[2]) / 1000.0)
+                           remaining=0, reset_s=int(reply[3]) / 1000.0, shared=True)
+        lease = check.reservation.member if check.reservation is not None else ""
+        return Verdict(remaining=int(reply[1]), reset_s=int(reply[2]) / 1000.0, lease=lease,
+                       shared=True)
+
+    async def settle(self, settlements: Sequence[Settlement]) -> None:
+        shared = [s for s in settlements if s.shared]
+        local = [s for s in settlements if not s.shared]
+        if shared and self.breaker.allow():
+            calls = [call for s in shared for call in
+                     self._settle_calls(s.tag, s.budget, s.lease, s.records, s.patients)]
+            try:
+                async with asyncio.timeout(self.timeout):
+                    await self._batcher.run(calls)
+                self.breaker.success()
+                shared = []
+            except _FAILURES as exc:
+                log.debug("redis settle failed: %r", exc)
+                self.breaker.failure()
+        # Not settled in Redis: the facts count on this replica; the lease expires there.
+        for settled in shared:
+            self.fallback.record(settled.tag, settled.budget, settled.records,
+                                 settled.patients)
+        if local:
+            self.fallback.settle_now(local)
 
     # -- late facts --------------------------------------------------------------------
     def record(self, tag: str, budget: Budget, records: int, patients: Sequence[str]) -> None:
@@ -254,24 +294,14 @@ class RedisStore:
 
     def _queue_facts(self, pipe: Any, facts: list[tuple[str, Budget, int, Sequence[str]]]
                      ) -> None:
-        records: dict[tuple[str, float], int] = {}
-        patients: dict[tuple[str, str, int], set[str]] = {}
+        merged: dict[tuple[str, Budget], tuple[int, set[str]]] = {}
         for tag, budget, count, refs in facts:
-            if count and budget.records_interval_ms:
-                key = (self._key(tag, "rec"), budget.records_interval_ms)
-                records[key] = records.get(key, 0) + count
-            if refs and budget.patients_limit:
-                window, _ = self._window(budget)
-                hll = (self._key(tag, f"pat:{window}"), self._key(tag, f"pats:{window}"),
-                       budget.patients_window_s)
-                patients.setdefault(hll, set()).update(refs)
-        for (records_key, interval), total in records.items():
-            pipe.evalsha(self._sha["record"], 1, records_key, repr(interval), str(total))
-        for (hll_key, set_key, window_s), members in patients.items():
-            ordered = sorted(members)
-            for start in range(0, len(ordered), 500):  # Lua unpack() has a stack limit
-                pipe.evalsha(self._sha["patients"], 2, hll_key, set_key, str(2 * window_s),
-                             str(EXACT_LIMIT), *ordered[start:start + 500])
+            records, patients = merged.get((tag, budget), (0, set()))
+            patients.update(refs)
+            merged[(tag, budget)] = (records + count, patients)
+        for (tag, budget), (records, patients) in merged.items():
+            for call in self._settle_calls(tag, budget, "", records, list(patients)):
+                pipe.evalsha(self._sha["guard"], 6, *call)
 
     def _queue_quarantines(self, pipe: Any, quarantines: Any) -> None:
         for q in quarantines:

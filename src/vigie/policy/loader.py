@@ -44,7 +44,8 @@ API_VERSION = "vigie/v1"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _TOP_KEYS = ("apiVersion", "client", "description", "mode", "routes", "limits",
              "client_limits", "issuer")
-_ROUTE_KEYS = ("name", "methods", "path", "scopes", "query", "response")
+_ROUTE_KEYS = ("name", "methods", "path", "scopes", "query", "response", "patient",
+               "reserve")
 _QUERY_KEYS = ("allowed", "max")
 _RESPONSE_KEYS = ("records", "fields", "unlisted", "bind")
 _ROUTE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -291,11 +292,30 @@ class _FileReader:
         query = self.query(item["query"], (*path, "query")) if "query" in item else None
         response = self.response(item["response"], (*path, "response")) \
             if "response" in item else None
+        patient = self.patient(item, path, template[1] if template else ())
+        reserve = item.get("reserve")
+        if reserve is not None and (not isinstance(reserve, int) or isinstance(reserve, bool)
+                                    or reserve < 1):
+            self.error((*path, "reserve"), "must be a positive integer (the most records "
+                                           "one response can hold)")
         if len(self.errors) > before or name is None or template is None:
             return None
         return Route(name=name, methods=methods, path=item["path"], segments=template[0],
                      params=template[1], scopes=scopes, query=query, response=response,
-                     line=self.lines.line(path))
+                     line=self.lines.line(path), patient=patient, reserve=reserve)
+
+    def patient(self, item: dict[str, Any], path: yamlsrc.Path,
+                params: tuple[str, ...]) -> str | None:
+        if "patient" not in item:
+            return None
+        raw = item["patient"]
+        if raw is False:
+            return ""
+        if not isinstance(raw, str) or raw not in params:
+            self.error((*path, "patient"), "must name a path parameter of this route "
+                                           f"({', '.join(params) or 'none'}) or be false")
+            return None
+        return raw
 
     def methods(self, raw: Any, path: yamlsrc.Path) -> frozenset[str]:
         if not isinstance(raw, list) or not raw:

@@ -1,0 +1,88 @@
+"""Enumeration detection: each principal's signals, learnt from answered requests.
+
+`observe` feeds one answered request to the principal's `PrincipalSignals` and acts on
+what they say: a detection (or several signals adding up to `quarantine_score`)
+quarantines the principal; a score at `throttle_score` throttles it (the admission
+divides its request rate) and is counted as a detection of its strongest signal, so an
+enumeration that is only throttled is visible too; a quarantine that follows on the same
+signal is not counted again (one episode, one detection). Signals are kept
+per replica, bounded by LRU over `max_principals`, never forgetting a principal at or
+above the throttle score.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+
+from vigie.context import Decision, Grant
+from vigie.guard.quarantines import Quarantines
+from vigie.guard.signals import Detection, GuardTuning, PrincipalSignals
+
+
+class Detector:
+    def __init__(self, tuning: GuardTuning, quarantines: Quarantines) -> None:
+        self.tuning = tuning
+        self.quarantines = quarantines
+        self._signals: OrderedDict[tuple[str, str], PrincipalSignals] = OrderedDict()
+        self._throttled: dict[tuple[str, str], str] = {}  # -> the signal counted
+
+    def score(self, client: str, pseudonym: str) -> float:
+        found = self._signals.get((client, pseudonym))
+        return found.score() if found is not None else 0.0
+
+    def forget(self, client: str, pseudonym: str) -> None:
+        self._signals.pop((client, pseudonym), None)
+        self._throttled.pop((client, pseudonym), None)
+
+    def observe(self, client: str, pseudonym: str, grant: Grant, decision: Decision,
+                max_page: int | None) -> None:
+        t = self.tuning
+        q = self.quarantines
+        signals = self._signals_for(client, pseudonym)
+        detections = signals.observe(time.time(), grant.route.name, grant.params, grant.query,
+                                     decision.status, decision.records, decision.withheld,
+                                     max_page)
+        score = signals.score()
+        key = (client, pseudonym)
+        if not detections and score >= t.quarantine_score and len(signals.strengths()) > 1:
+            detections = [Detection("combined", score)]  # several signals, none alone at 1
+        if detections or score >= t.throttle_score:
+            alerted = q.suspect(client, pseudonym, grant.mode)
+            if alerted and not detections:
+                detections = [Detection("coordinated", score)]
+        if detections:
+            counted = self._throttled.get(key, "")
+            q.quarantine(client, pseudonym, detections[0].signal, grant.mode,
+                         "enumeration_detected", [d.signal for d in detections[1:]],
+                         counted=counted)
+            decision.anomaly_score = 1.0
+            return
+        decision.anomaly_score = max(decision.anomaly_score, score)
+        if score >= t.throttle_score and key not in self._throttled:
+            strongest = max(signals.strengths().items(), key=lambda item: item[1])[0]
+            self._throttled[key] = strongest
+            q.detected(client, strongest)
+            q.emit("anomaly_throttled", client, pseudonym, strongest, score, "throttle",
+                   grant.mode)
+        elif score < t.throttle_score:
+            self._throttled.pop(key, None)
+        q.set_score(client, pseudonym, score)
+
+    def _signals_for(self, client: str, pseudonym: str) -> PrincipalSignals:
+        key = (client, pseudonym)
+        found = self._signals.get(key)
+        if found is not None:
+            self._signals.move_to_end(key)
+            return found
+        found = self._signals[key] = PrincipalSignals(self.tuning)
+        if len(self._signals) > self.tuning.max_principals:
+            for _ in range(min(32, len(self._signals) - 1)):
+                oldest, candidate = next(iter(self._signals.items()))
+                if candidate.score() >= self.tuning.throttle_score:
+                    self._signals.move_to_end(oldest)  # never forget a penalized principal
+                    continue
+                del self._signals[oldest]
+                self.quarantines.drop_score(*oldest)
+                break
+        return found
