@@ -70,7 +70,7 @@ class _Held:
 # it is the 404 of a withheld record, the very thing the not-found signal counts.
 _NOT_FORWARDED = frozenset({"throttled", "quarantined"})
 _REFRESH_SECONDS = 5.0
-LEASE_MARGIN_SECONDS = 5.0  # a lease outlives the upstream timeout by this much
+LEASE_MARGIN_SECONDS = 3.0  # a lease outlives the upstream timeout by this much
 DECISION_HEADER = "Vigie-Decision"
 _THROTTLE_DETAILS = {
     "requests": "request rate limit of this account reached",

@@ -112,9 +112,9 @@ class MemoryStore:
                            reset_s=CONCURRENCY_RETRY_S)
         held_records, held_patients = _held(leases)
         if budget.records_interval_ms:
-            over = records_refused(bucket.records_tat + held_records
-                                   * budget.records_interval_ms, now_ms,
-                                   budget.records_interval_ms, budget.records_window_ms)
+            held_tat = max(bucket.records_tat, now_ms) + held_records * budget.records_interval_ms
+            over = records_refused(held_tat, now_ms, budget.records_interval_ms,
+                                   budget.records_window_ms)
             if over:
                 return Verdict(refused="records", retry_after_s=over / 1000.0,
                                reset_s=over / 1000.0)
