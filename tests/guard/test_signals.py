@@ -225,6 +225,22 @@ async def test_anomaly_throttle_slows_the_principal_before_quarantine(backend) -
     assert events and events[0]["event"] == "anomaly_throttled"
 
 
+async def test_an_enumeration_only_throttled_is_counted_as_a_detection(backend) -> None:
+    kit = await backend.guard()
+    pol = policy(principal=limits(requests="100000/minute", enumeration=True))
+    who = identity()
+    rng = random.Random(3)
+    for _ in range(12):  # misses: the not-found signal throttles, nothing quarantines yet
+        grant = read(pol, str(rng.randrange(10**7)))
+        made = decision()
+        await kit.guard.admit(who, grant, made)
+        await kit.guard.observe(who, grant, answered(made, status=404))
+    assert await kit.guard.quarantines() == []
+    assert kit.sample("vigie_enumeration_detections_total", client="gp-frontdesk",
+                      signal="not_found_ratio") == 1  # counted when the signal fired
+    assert [e["event"] for e in kit.events()] == ["anomaly_throttled"]
+
+
 async def test_random_lookups_through_the_guard_raise_nothing(backend) -> None:
     kit = await backend.guard()
     pol = policy(principal=limits(enumeration=True))

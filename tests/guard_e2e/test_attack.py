@@ -1,7 +1,8 @@
 """`vigie attack` as a test: every extraction style is stopped within the demo budgets.
 
-The four styles run at once, each against its own demo stack (the simulator runs them one
-after the other; concurrently the test takes as long as the slowest style).
+The styles run at once, each against its own demo stack (the simulator runs them one
+after the other; concurrently the test takes as long as the slowest style). "spread"
+runs over two proxies sharing the test Redis.
 """
 
 from __future__ import annotations
@@ -9,19 +10,22 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from vigie.demo.attack import STYLES, Outcome, report
-from vigie.demo.runner import demo_stack
+from support.guard import REDIS_URL, require_redis
+from vigie.demo.attack import MIN_REPLICAS, STYLES, Outcome, attack_target, report
 
 BUDGET_SECONDS = 25.0
 
 
 async def _one(style: str, state: Path) -> Outcome:
     state.mkdir()
-    async with demo_stack(state, preferred_ports=False) as stack:
-        return await STYLES[style](stack, BUDGET_SECONDS)
+    replicas = MIN_REPLICAS.get(style, 1)
+    async with attack_target(state, redis=REDIS_URL if replicas > 1 else None,
+                             replicas=replicas) as target:
+        return await STYLES[style](target, BUDGET_SECONDS)
 
 
 async def test_every_style_is_stopped_within_the_budgets(tmp_path: Path) -> None:
+    require_redis()
     outcomes = dict(zip(STYLES, await asyncio.gather(
         *(_one(style, tmp_path / style) for style in STYLES)), strict=True))
     table = report(list(outcomes.values()))
@@ -36,3 +40,7 @@ async def test_every_style_is_stopped_within_the_budgets(tmp_path: Path) -> None
     many = outcomes["many-accounts"]
     assert "coordinated" in many.stopped_by and many.records <= 60, table
     assert max(a.requests for a in many.accounts) <= 15, table
+    # Requests in flight hold their reservations: a burst gets no more than a walk.
+    burst = outcomes[next(s for s in STYLES if s == "parallel-burst")]
+    assert burst.before_refusal is not None and burst.before_refusal[0] <= 8, table
+    assert outcomes["spread"].replicas == 2 and outcomes["spread"].records <= 30, table
