@@ -28,7 +28,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from support.guard import REDIS_URL, ThrowawayRedis, free_port
-from support.guard_e2e import answer_patients, subject_of, wait_for
+from support.guard_e2e import answer_patients, metric, subject_of, wait_for
 from support.harness import AUDIENCE, ISSUER, Keys
 from support.servers import serve_in_thread
 
@@ -296,3 +296,19 @@ def _vigie_process(peer: Any, upstream_url: str, keys: Keys) -> _Replica:
 
     assert wait_for(ready, timeout=30, step=0.1)
     return _Replica(process, f"http://127.0.0.1:{proxy_port}")
+
+
+@pytest.mark.parametrize("backend", ["redis"], indirect=True)
+def test_signals_are_shared_by_replicas_behind_a_round_robin(stacks) -> None:
+    replicas = [stacks(name=name) for name in ("a", "b", "c")]
+    misses = [512_340 + 7_919 * n for n in range(20)]  # unknown ids: 404s, far apart
+    statuses = [replicas[n % 3].get(f"/patients/{pid}").status_code
+                for n, pid in enumerate(misses)]
+    assert statuses == [404] * 20
+    # Twenty misses in all, about seven on each replica: detected as if on one.
+    for replica in replicas:
+        refused = replica.get("/patients/42")
+        assert refused.headers["vigie-decision"] == "quarantined;signal=not_found_ratio"
+    counted = [metric(r.h, "vigie_enumeration_detections_total", client=r.client,
+                      signal="not_found_ratio") or 0 for r in replicas]
+    assert sum(counted) == 1, counted  # acted on by the replica that served the 20th only

@@ -34,6 +34,7 @@ from vigie.guard.detection import Detector
 from vigie.guard.events import SecurityEvents
 from vigie.guard.limits import Budget, rate_limit_headers
 from vigie.guard.memory_store import MemoryStore
+from vigie.guard.observation import Observation, encode
 from vigie.guard.quarantines import Quarantines
 from vigie.guard.redis_store import RedisStore
 from vigie.guard.reservation import Reservation, RoutePlan, Settlement, plan_route
@@ -104,14 +105,15 @@ class Guard:
         self.quarantines_ = Quarantines(store, metrics, self.events, self.tuning,
                                         settings.guard.quarantine_minutes * 60.0,
                                         forget=self._forget, changed=self._refresh.set)
-        self.detector = Detector(self.tuning, self.quarantines_)
+        # Same on every replica sharing the pseudonym key, so distinct counts agree.
+        self._ref_key = pseudonymizer.token("vigie.guard", "patient-digest-key").encode()[:64]
+        offset = hashlib.blake2b(b"walk-offset", key=self._ref_key, digest_size=7).digest()
+        self.detector = Detector(self.tuning, self.quarantines_, int.from_bytes(offset, "big"))
         self._pseudonym = lru_cache(maxsize=65_536)(pseudonymizer.principal)
         self._decoy_refs = lru_cache(maxsize=1024)(self._decoys_for)
         self._compiled: dict[int, _Compiled] = {}
         self._plans: dict[int, tuple[Route, RoutePlan]] = {}
         self._held: dict[int, _Held] = {}
-        # Same on every replica sharing the pseudonym key, so distinct counts agree.
-        self._ref_key = pseudonymizer.token("vigie.guard", "patient-digest-key").encode()[:64]
         self._refresher: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -178,7 +180,7 @@ class Guard:
         refused = any(v.quarantine is not None or v.refused for v in verdicts)
         if refused:
             if leases:  # one subject admitted, another refused: nothing stays held
-                await self._settle(leases, 0, [])
+                await self._release(leases)
         elif leases:
             self._held[id(decision)] = _Held(decision, leases,
                                              time.monotonic() + self.lease_seconds)
@@ -246,17 +248,15 @@ class Guard:
             held = self._take(decision)
             if decision.decision in _NOT_FORWARDED:
                 if held is not None:
-                    await self._settle(held.leases, 0, [])
+                    await self._release(held.leases)
                 return
             client = identity.client
             pseudonym = self._pseudonym(client, identity.subject)
             compiled = self._compile(grant.policy)
-            records = decision.records - decision.records_flushed
-            if held is not None:
-                await self._settle(held.leases, records, decision.patients)
-            else:  # admitted without a reservation (report-only): late facts
-                self._feed(client, pseudonym, compiled, records, decision.patients)
-            self._learn(client, pseudonym, compiled, grant, decision)
+            own = self.detector.observation(grant, decision, self._plan(grant.route).max_page) \
+                if compiled.limits.enumeration else None
+            shared = await self._settle_answer(client, pseudonym, compiled, held, decision, own)
+            self._learn(client, pseudonym, compiled, grant, decision, own, shared)
         except Exception as exc:  # observing must never break a response already built
             log.error("guard observe failed: %s", type(exc).__name__)
 
@@ -265,7 +265,7 @@ class Guard:
         held = self._take(decision)
         if held is not None:
             with contextlib.suppress(Exception):
-                await self._settle(held.leases, 0, [])
+                await self._release(held.leases)
 
     async def observe_disclosed(self, identity: Identity, grant: Grant,
                                 segment: Decision) -> None:
@@ -291,15 +291,39 @@ class Guard:
         held = self._held.pop(id(decision), None)
         return held if held is not None and held.decision is decision else None
 
-    async def _settle(self, leases: tuple[tuple[str, Budget, str, bool], ...], records: int,
-                      patients: list[str]) -> None:
+    async def _settle_answer(self, client: str, pseudonym: str, compiled: _Compiled,
+                             held: _Held | None, decision: Decision,
+                             own: Observation | None) -> list[tuple[str, str]]:
+        """One store call: leases released, facts counted, the observation shared."""
+        records = decision.records - decision.records_flushed
+        patients = decision.patients
         digests = [self._digest(ref) for ref in patients] if patients else []
-        await self.store.settle([Settlement(tag, budget, lease, shared, records, digests)
+        held_by = {tag: (lease, shared) for tag, _, lease, shared in held.leases} \
+            if held is not None else {}
+        subjects = [(principal_tag(client, pseudonym), compiled.budget)]
+        if compiled.client_budget is not None:
+            subjects.append((client_tag(client), compiled.client_budget))
+        settlements = []
+        for index, (tag, budget) in enumerate(subjects):
+            lease, shared = held_by.get(tag, ("", True))
+            observation = encode(own) if own is not None and index == 0 else ""
+            if not (lease or observation or (records and budget.records_interval_ms)
+                    or (digests and budget.patients_limit)):
+                continue
+            settlements.append(Settlement(
+                tag, budget, lease, shared, records, digests, observation,
+                self.detector.seen(client, pseudonym) if observation else "",
+                self.detector.observation_ttl_ms))
+        return await self.store.settle(settlements) if settlements else []
+
+    async def _release(self, leases: tuple[tuple[str, Budget, str, bool], ...]) -> None:
+        """Leases given back with nothing disclosed (refused, or the client left)."""
+        await self.store.settle([Settlement(tag, budget, lease, shared, 0, ())
                                  for tag, budget, lease, shared in leases])
 
     def _feed(self, client: str, pseudonym: str, compiled: _Compiled, records: int,
               patients: list[str]) -> None:
-        """Records and distinct patients disclosed outside a reservation."""
+        """Records and distinct patients of a stream segment: late facts, batched."""
         if records or patients:
             digests = [self._digest(ref) for ref in patients] if patients else []
             self.store.record(principal_tag(client, pseudonym), compiled.budget, records, digests)
@@ -307,7 +331,8 @@ class Guard:
                 self.store.record(client_tag(client), compiled.client_budget, records, digests)
 
     def _learn(self, client: str, pseudonym: str, compiled: _Compiled, grant: Grant,
-               decision: Decision) -> None:
+               decision: Decision, own: Observation | None,
+               shared: list[tuple[str, str]]) -> None:
         patients = decision.patients
         if self._decoys and patients and not self._decoy_refs(client).isdisjoint(patients):
             if decision.reason != "decoy":  # else admit counted it (report-only forwards)
@@ -315,9 +340,8 @@ class Guard:
                                              "decoy_disclosed")
             decision.anomaly_score = 1.0
             return
-        if compiled.limits.enumeration:
-            self.detector.observe(client, pseudonym, grant, decision,
-                                  self._plan(grant.route).max_page)
+        if own is not None:
+            self.detector.observe(client, pseudonym, grant, decision, own, shared)
 
     def _forget_expired_holds(self) -> None:
         now = time.monotonic()

@@ -9,7 +9,8 @@ leave a TTL on every key they write. The arithmetic mirrors `guard.limits` and
 KEYS (one subject, one hash tag): 1 quarantine, 2 request TAT, 3 records TAT,
 4 distinct-patient HLL (current window), 5 the exact set of the same window's patients
 (kept while small), 6 leases (sorted set: member `<id>:<records>:<patients>`, score =
-expiry in ms).
+expiry in ms), 7 the subject's recent observations (a stream, the last 64) shared by the
+replicas' enumeration signals.
 
 Admission ARGV: 2 check quarantine (1/0), 3 request interval ms (0: none), 4 request
 tolerance ms, 5 penalty factor, 6 records interval ms (0: none), 7 records window ms,
@@ -20,7 +21,10 @@ Returns {1, pttl, value} quarantined | {2, retry_ms, kind, reset_ms} refused |
         {0, remaining, reset_ms} admitted (remaining -1: no request budget).
 
 Settlement ARGV: 2 lease member ("" none), 3 records interval ms (0: none), 4 records
-disclosed, 5 patient keys TTL s, 6 exact-set cap, 7.. patient digests. Returns {0}.
+disclosed, 5 patient keys TTL s, 6 exact-set cap, 7 observation ("" none), 8 the last
+observation id the caller has seen ("" none), 9 observations TTL ms, 10.. patient
+digests. Returns {0} or, with an observation, {0, id1, obs1, ...}: the observations
+after the caller's last, its own last.
 """
 
 from __future__ import annotations
@@ -47,8 +51,19 @@ if ARGV[1] == 's' then
     tat = tat + interval * count
     redis.call('SET', KEYS[3], string.format('%.3f', tat), 'PX', math.ceil(tat - now) + 1000)
   end
-  if #ARGV >= 7 then add_patients(7, tonumber(ARGV[5]), tonumber(ARGV[6])) end
-  return {0}
+  if #ARGV >= 10 then add_patients(10, tonumber(ARGV[5]), tonumber(ARGV[6])) end
+  local out = {0}
+  if ARGV[7] ~= '' then
+    redis.call('XADD', KEYS[7], 'MAXLEN', 64, '*', 'o', ARGV[7])
+    redis.call('PEXPIRE', KEYS[7], ARGV[9])
+    local from = '-'
+    if ARGV[8] ~= '' then from = '(' .. ARGV[8] end
+    for _, entry in ipairs(redis.call('XRANGE', KEYS[7], from, '+', 'COUNT', 128)) do
+      out[#out + 1] = entry[1]
+      out[#out + 1] = entry[2][2]
+    end
+  end
+  return out
 end
 
 if ARGV[2] == '1' then

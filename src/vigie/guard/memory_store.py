@@ -151,16 +151,18 @@ class MemoryStore:
         bucket.leases[member] = now_s + held.lease_ms / 1000.0
         return Verdict(remaining=verdict.remaining, reset_s=verdict.reset_s, lease=member)
 
-    async def settle(self, settlements: Sequence[Settlement]) -> None:
-        self.settle_now(settlements)
+    async def settle(self, settlements: Sequence[Settlement]) -> list[tuple[str, str]]:
+        return self.settle_now(settlements)
 
-    def settle_now(self, settlements: Sequence[Settlement]) -> None:
+    def settle_now(self, settlements: Sequence[Settlement]) -> list[tuple[str, str]]:
+        own = [("", s.observation) for s in settlements if s.observation]
         for settled in settlements:
             if settled.lease:
                 entry = self._buckets.get(settled.tag)
                 if entry is not None:
                     entry[0].leases.pop(settled.lease, None)
             self.record(settled.tag, settled.budget, settled.records, settled.patients)
+        return own
 
     def record(self, tag: str, budget: Budget, records: int, patients: Sequence[str]) -> None:
         if not (budget.records_interval_ms or budget.patients_limit):

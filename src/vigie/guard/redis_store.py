@@ -9,6 +9,7 @@ share a Redis Cluster slot:
     <prefix>{<client>:<pseudonym>}:pat:<w>    distinct patients HLL of window w, TTL 2 windows
     <prefix>{<client>:<pseudonym>}:pats:<w>   the same patients as an exact set while < 256
     <prefix>{<client>:<pseudonym>}:lease      leases of requests in flight, TTL = a lease
+    <prefix>{<client>:<pseudonym>}:obs        the last 64 observations of the signals (stream)
     <prefix>{<client>}:req|rec|pat:<w>|lease   the same for a client's aggregate
     <prefix>quarantines                       index hash for the admin list, TTL = longest
 
@@ -82,7 +83,7 @@ class RedisStore:
         self._flusher: asyncio.Task[None] | None = None
         self._closing = False
         # The hot path: concurrent admissions and settlements share a round trip.
-        self._batcher = AdmitBatcher(client.connection_pool, numkeys=6, timeout=timeout,
+        self._batcher = AdmitBatcher(client.connection_pool, numkeys=7, timeout=timeout,
                                      sha=lambda: self._sha["guard"],
                                      reload=self._load_scripts)
 
@@ -161,7 +162,7 @@ class RedisStore:
     def _keys(self, tag: str, window: int) -> tuple[str, ...]:
         return (self._key(tag, "q"), self._key(tag, "req"), self._key(tag, "rec"),
                 self._key(tag, f"pat:{window}"), self._key(tag, f"pats:{window}"),
-                self._key(tag, "lease"))
+                self._key(tag, "lease"), self._key(tag, "obs"))
 
     def _admit_call(self, check: Check) -> tuple[str, ...]:
         budget = check.budget
@@ -176,17 +177,17 @@ class RedisStore:
                 held.patient if held else "")
         return (*self._keys(check.tag, window), *args)
 
-    def _settle_calls(self, tag: str, budget: Budget, lease: str, records: int,
-                      patients: Sequence[str]) -> list[tuple[str, ...]]:
+    def _settle_calls(self, s: Settlement) -> list[tuple[str, ...]]:
+        budget = s.budget
         window, _ = self._window(budget)
-        keys = self._keys(tag, window)
-        refs = sorted(set(patients)) if budget.patients_limit else []
+        keys = self._keys(s.tag, window)
+        refs = sorted(set(s.patients)) if budget.patients_limit else []
         interval = repr(budget.records_interval_ms)
         ttl = str(2 * budget.patients_window_s)
-        calls = [(*keys, "s", lease, interval, str(max(0, records)), ttl, str(EXACT_LIMIT),
-                  *refs[:_CHUNK])]
+        calls = [(*keys, "s", s.lease, interval, str(max(0, s.records)), ttl, str(EXACT_LIMIT),
+                  s.observation, s.seen, str(s.observation_ttl_ms), *refs[:_CHUNK])]
         for start in range(_CHUNK, len(refs), _CHUNK):
-            calls.append((*keys, "s", "", interval, "0", ttl, str(EXACT_LIMIT),
+            calls.append((*keys, "s", "", interval, "0", ttl, str(EXACT_LIMIT), "", "", "0",
                           *refs[start:start + _CHUNK]))
         return calls
 
@@ -208,16 +209,21 @@ class RedisStore:
         return Verdict(remaining=int(reply[1]), reset_s=int(reply[2]) / 1000.0, lease=lease,
                        shared=True)
 
-    async def settle(self, settlements: Sequence[Settlement]) -> None:
+    async def settle(self, settlements: Sequence[Settlement]) -> list[tuple[str, str]]:
         shared = [s for s in settlements if s.shared]
         local = [s for s in settlements if not s.shared]
+        observations: list[tuple[str, str]] = []
         if shared and self.breaker.allow():
-            calls = [call for s in shared for call in
-                     self._settle_calls(s.tag, s.budget, s.lease, s.records, s.patients)]
+            calls = [self._settle_calls(s) for s in shared]
             try:
                 async with asyncio.timeout(self.timeout):
-                    await self._batcher.run(calls)
+                    replies = await self._batcher.run([c for cs in calls for c in cs])
                 self.breaker.success()
+                first = 0
+                for settled, made in zip(shared, calls, strict=True):
+                    if settled.observation:
+                        observations += _observations(replies[first])
+                    first += len(made)
                 shared = []
             except _FAILURES as exc:
                 log.debug("redis settle failed: %r", exc)
@@ -226,8 +232,11 @@ class RedisStore:
         for settled in shared:
             self.fallback.record(settled.tag, settled.budget, settled.records,
                                  settled.patients)
+            if settled.observation:
+                observations.append(("", settled.observation))
         if local:
-            self.fallback.settle_now(local)
+            observations += self.fallback.settle_now(local)
+        return observations
 
     # -- late facts --------------------------------------------------------------------
     def record(self, tag: str, budget: Budget, records: int, patients: Sequence[str]) -> None:
@@ -300,8 +309,9 @@ class RedisStore:
             patients.update(refs)
             merged[(tag, budget)] = (records + count, patients)
         for (tag, budget), (records, patients) in merged.items():
-            for call in self._settle_calls(tag, budget, "", records, list(patients)):
-                pipe.evalsha(self._sha["guard"], 6, *call)
+            settled = Settlement(tag, budget, "", True, records, list(patients))
+            for call in self._settle_calls(settled):
+                pipe.evalsha(self._sha["guard"], 7, *call)
 
     def _queue_quarantines(self, pipe: Any, quarantines: Any) -> None:
         for q in quarantines:
@@ -348,6 +358,16 @@ class RedisStore:
         except _FAILURES:
             self.breaker.failure()
         return sorted(found.values(), key=lambda q: (q.client, q.subject))
+
+
+def _observations(reply: Any) -> list[tuple[str, str]]:
+    """{0, id1, obs1, ...} -> [(id1, obs1), ...]."""
+    return [(_text(reply[index]), _text(reply[index + 1]))
+            for index in range(1, len(reply) - 1, 2)]
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _tag(q: Quarantine) -> str:

@@ -102,3 +102,6 @@ class Settlement:
     shared: bool  # the lease is in the shared store (else in this replica's memory)
     records: int
     patients: Sequence[str]
+    observation: str = ""  # the enumeration signals' view of the answer (encoded), if any
+    seen: str = ""  # the last shared observation this replica has seen for the subject
+    observation_ttl_ms: int = 0

@@ -83,9 +83,11 @@ class GuardStore(Protocol):
         holds the check's reservation (a lease) until `settle`."""
         ...
 
-    async def settle(self, settlements: Sequence[Settlement]) -> None:
+    async def settle(self, settlements: Sequence[Settlement]) -> list[tuple[str, str]]:
         """Release leases and count what was disclosed, atomically per subject; never
-        raises (a lease that cannot be released expires on its own)."""
+        raises (a lease that cannot be released expires on its own). Returns the
+        observations (id, encoded) of the settlement that carries one: those other
+        replicas added since its `seen`, then its own, last ("" ids when not shared)."""
         ...
 
     def record(self, tag: str, budget: Budget, records: int, patients: Sequence[str]) -> None:
