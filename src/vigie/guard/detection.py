@@ -58,8 +58,8 @@ class Detector:
     def seen(self, client: str, pseudonym: str) -> str:
         return self._seen.get((client, pseudonym), "")
 
-    def observe(self, client: str, pseudonym: str, grant: Grant, decision: Decision,
-                own: Observation, shared: Sequence[tuple[str, str]] = ()) -> None:
+    async def observe(self, client: str, pseudonym: str, grant: Grant, decision: Decision,
+                      own: Observation, shared: Sequence[tuple[str, str]] = ()) -> None:
         """Feed other replicas' observations (`shared` but its last, this one), then own."""
         t = self.tuning
         q = self.quarantines
@@ -76,7 +76,7 @@ class Detector:
         if not detections and score >= t.quarantine_score and len(signals.strengths()) > 1:
             detections = [Detection("combined", score)]  # several signals, none alone at 1
         if detections or score >= t.throttle_score:
-            alerted = q.suspect(client, pseudonym, grant.mode)
+            alerted = await q.suspect(client, pseudonym, grant.mode)
             if alerted and not detections:
                 detections = [Detection("coordinated", score)]
         if detections:

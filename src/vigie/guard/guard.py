@@ -114,6 +114,7 @@ class Guard:
         self._compiled: dict[int, _Compiled] = {}
         self._plans: dict[int, tuple[Route, RoutePlan]] = {}
         self._held: dict[int, _Held] = {}
+        self._clients: set[str] = set()  # served here: their alerts are refreshed
         self._refresher: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -143,6 +144,7 @@ class Guard:
                 return
             try:
                 await self.quarantines()
+                await self.quarantines_.refresh_alerts(self._clients)
                 self.quarantines_.publish_all()
                 self._forget_expired_holds()
             except Exception as exc:  # gauges must never stop the guard
@@ -154,6 +156,8 @@ class Guard:
         pseudonym = self._pseudonym(client, identity.subject)
         compiled = self._compile(grant.policy)
         limits, client_limits = compiled.limits, compiled.client_limits
+        if client not in self._clients and len(self._clients) < 4096:
+            self._clients.add(client)
         report_only = grant.mode is Mode.REPORT_ONLY
         score = self.detector.score(client, pseudonym) if limits.enumeration else 0.0
         decision.anomaly_score = max(decision.anomaly_score, score)
@@ -256,7 +260,7 @@ class Guard:
             own = self.detector.observation(grant, decision, self._plan(grant.route).max_page) \
                 if compiled.limits.enumeration else None
             shared = await self._settle_answer(client, pseudonym, compiled, held, decision, own)
-            self._learn(client, pseudonym, compiled, grant, decision, own, shared)
+            await self._learn(client, pseudonym, compiled, grant, decision, own, shared)
         except Exception as exc:  # observing must never break a response already built
             log.error("guard observe failed: %s", type(exc).__name__)
 
@@ -330,7 +334,7 @@ class Guard:
             if compiled.client_budget is not None:
                 self.store.record(client_tag(client), compiled.client_budget, records, digests)
 
-    def _learn(self, client: str, pseudonym: str, compiled: _Compiled, grant: Grant,
+    async def _learn(self, client: str, pseudonym: str, compiled: _Compiled, grant: Grant,
                decision: Decision, own: Observation | None,
                shared: list[tuple[str, str]]) -> None:
         patients = decision.patients
@@ -341,7 +345,7 @@ class Guard:
             decision.anomaly_score = 1.0
             return
         if own is not None:
-            self.detector.observe(client, pseudonym, grant, decision, own, shared)
+            await self.detector.observe(client, pseudonym, grant, decision, own, shared)
 
     def _forget_expired_holds(self) -> None:
         now = time.monotonic()

@@ -25,9 +25,29 @@ disclosed, 5 patient keys TTL s, 6 exact-set cap, 7 observation ("" none), 8 the
 observation id the caller has seen ("" none), 9 observations TTL ms, 10.. patient
 digests. Returns {0} or, with an observation, {0, id1, obs1, ...}: the observations
 after the caller's last, its own last.
+
+`SUSPECT` (client hash tag): KEYS 1 suspects (sorted set: pseudonym -> last seen ms),
+2 the client's alert; ARGV 1 pseudonym, 2 window ms, 3 principals that raise the alert,
+4 alert ms. Returns {alert pttl (0: none), 1 when this call raised it}.
 """
 
 from __future__ import annotations
+
+SUSPECT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+redis.call('PEXPIRE', KEYS[1], window)
+local ttl = redis.call('PTTL', KEYS[2])
+if ttl > 0 then return {ttl, 0} end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
+  redis.call('SET', KEYS[2], '1', 'PX', ARGV[4])
+  return {tonumber(ARGV[4]), 1}
+end
+return {0, 0}
+"""
 
 GUARD = """
 local t = redis.call('TIME')

@@ -18,6 +18,7 @@ from vigie.guard.sketch import DistinctCounter
 from vigie.guard.store import Check, Quarantine, Verdict
 
 CONCURRENCY_RETRY_S = 1.0
+_MAX_SUSPECTS = 1024  # per client: the alert needs a handful, not every account
 
 
 class _Bucket:
@@ -68,6 +69,8 @@ class MemoryStore:
         self._clock = clock
         self._buckets: OrderedDict[str, tuple[_Bucket, Budget]] = OrderedDict()
         self._quarantined: dict[tuple[str, str], Quarantine] = {}
+        self._suspects: dict[str, dict[str, float]] = {}  # client -> pseudonym -> last seen
+        self._alerts: dict[str, float] = {}  # client -> alert until
 
     async def start(self) -> None:
         return None
@@ -225,6 +228,35 @@ class MemoryStore:
         current = self._quarantined.get(key)
         if current is None or current.until < quarantine.until:
             self._quarantined[key] = quarantine
+
+    async def suspect(self, client: str, subject: str, window_s: float, threshold: int,
+                      alert_s: float) -> tuple[float, bool]:
+        return self.suspect_now(client, subject, window_s, threshold, alert_s)
+
+    def suspect_now(self, client: str, subject: str, window_s: float, threshold: int,
+                    alert_s: float) -> tuple[float, bool]:
+        now = self._clock()
+        suspects = self._suspects.setdefault(client, {})
+        suspects.pop(subject, None)
+        suspects[subject] = now
+        for old in [p for p, seen in suspects.items() if seen < now - window_s]:
+            del suspects[old]
+        while len(suspects) > _MAX_SUSPECTS:
+            del suspects[next(iter(suspects))]
+        until = self._alerts.get(client, 0.0)
+        if until > now:
+            return until, False
+        if len(suspects) < threshold:
+            return 0.0, False
+        self._alerts[client] = now + alert_s
+        return now + alert_s, True
+
+    async def alerts(self, clients: Sequence[str]) -> dict[str, float]:
+        return self.alerts_now(clients)
+
+    def alerts_now(self, clients: Sequence[str]) -> dict[str, float]:
+        now = self._clock()
+        return {c: self._alerts[c] for c in clients if self._alerts.get(c, 0.0) > now}
 
     async def lift(self, client: str, subject: str) -> bool:
         return self.lift_now(client, subject)

@@ -2,15 +2,17 @@
 
 `quarantine` suspends a principal (in the store, so every replica enforces it) and
 records the detection (metric, security event); `suspect` notes an anomalous principal
-and raises the client alert when `coordinated_principals` of one client are anomalous
-within `coordinated_window_s`; the gauges publish each client's highest anomaly score.
+in the store (shared by the replicas with Redis) and raises the client alert when
+`coordinated_principals` of one client are anomalous within `coordinated_window_s`; the
+alert is cached here for the admissions and refreshed from the store with the gauges,
+which publish each client's highest anomaly score.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from prometheus_client import Gauge
 
@@ -21,8 +23,6 @@ from vigie.policy.model import Mode
 from vigie.telemetry.metrics import Metrics
 
 log = logging.getLogger("vigie.guard")
-
-_MAX_SUSPECTS = 1024  # per client: the alert needs a handful, not every account
 
 
 class Quarantines:
@@ -37,7 +37,6 @@ class Quarantines:
         self._forget = forget  # drop a principal's evidence
         self._changed = changed  # wake the gauge refresher
         self._scores: dict[str, dict[str, tuple[float, float]]] = {}  # (score, until)
-        self._suspects: dict[str, dict[str, float]] = {}  # client -> pseudonym -> last seen
         self._alerts: dict[str, float] = {}  # client -> coordinated-extraction alert until
         self._gauges: dict[str, Gauge] = {}
 
@@ -75,28 +74,25 @@ class Quarantines:
         del self._alerts[client]
         return False
 
-    def suspect(self, client: str, pseudonym: str, mode: Mode) -> bool:
+    async def suspect(self, client: str, pseudonym: str, mode: Mode) -> bool:
         """Note an anomalous principal; True while its client is under alert."""
-        now = time.time()
-        suspects = self._suspects.setdefault(client, {})
-        suspects.pop(pseudonym, None)
-        suspects[pseudonym] = now
-        horizon = now - self.tuning.coordinated_window_s
-        for old in [p for p, seen in suspects.items() if seen < horizon]:
-            del suspects[old]
-        while len(suspects) > _MAX_SUSPECTS:
-            del suspects[next(iter(suspects))]
-        if self.alerted(client):
-            return True
-        if len(suspects) < self.tuning.coordinated_principals:
-            return False
-        self._alerts[client] = now + self.seconds
-        # Counted per principal it quarantines (signal="coordinated"), not here.
-        self.emit("coordinated_extraction", client, pseudonym, "coordinated", 1.0,
-                  "client_throttle", mode)
-        log.warning("coordinated extraction suspected for client %s: %d principals", client,
-                    len(suspects))
-        return True
+        t = self.tuning
+        until, raised = await self.store.suspect(client, pseudonym, t.coordinated_window_s,
+                                                 t.coordinated_principals, self.seconds)
+        if until:
+            self._alerts[client] = max(until, self._alerts.get(client, 0.0))
+        if raised:
+            # Counted per principal it quarantines (signal="coordinated"), not here.
+            self.emit("coordinated_extraction", client, pseudonym, "coordinated", 1.0,
+                      "client_throttle", mode)
+            log.warning("coordinated extraction suspected for client %s: %d principals",
+                        client, t.coordinated_principals)
+        return self.alerted(client)
+
+    async def refresh_alerts(self, clients: Iterable[str]) -> None:
+        """Alerts other replicas raised, for clients this replica serves."""
+        found = await self.store.alerts(sorted(set(clients) | set(self._alerts)))
+        self._alerts.update(found)
 
     async def listing(self) -> list[dict[str, object]]:
         found = await self.store.quarantines()

@@ -11,6 +11,8 @@ share a Redis Cluster slot:
     <prefix>{<client>:<pseudonym>}:lease      leases of requests in flight, TTL = a lease
     <prefix>{<client>:<pseudonym>}:obs        the last 64 observations of the signals (stream)
     <prefix>{<client>}:req|rec|pat:<w>|lease   the same for a client's aggregate
+    <prefix>{<client>}:suspects              anomalous principals (client alert), TTL = window
+    <prefix>{<client>}:alert                  the client's coordinated-extraction alert
     <prefix>quarantines                       index hash for the admin list, TTL = longest
 
 Admissions and settlements of concurrent requests share pipelined round trips
@@ -43,7 +45,7 @@ from vigie.guard.limits import Budget
 from vigie.guard.memory_store import MemoryStore
 from vigie.guard.reservation import Settlement
 from vigie.guard.sketch import EXACT_LIMIT
-from vigie.guard.store import Check, Quarantine, Verdict, principal_tag
+from vigie.guard.store import Check, Quarantine, Verdict, client_tag, principal_tag
 from vigie.telemetry.metrics import Metrics
 
 log = logging.getLogger("vigie.guard.redis")
@@ -340,6 +342,45 @@ class RedisStore:
             log.warning("quarantine lift could not reach redis; lifted on this replica only")
             return lifted
         return lifted or bool(deleted) or bool(unindexed)
+
+    async def suspect(self, client: str, subject: str, window_s: float, threshold: int,
+                      alert_s: float) -> tuple[float, bool]:
+        if self.breaker.allow():
+            tag = client_tag(client)
+            try:
+                async with asyncio.timeout(self.timeout):
+                    ttl, raised = await self.redis.eval(
+                        lua.SUSPECT, 2, self._key(tag, "suspects"), self._key(tag, "alert"),
+                        subject, str(math.ceil(window_s * 1000)), str(threshold),
+                        str(math.ceil(alert_s * 1000)))
+                self.breaker.success()
+                # Remembered here too: the fallback keeps enforcing it through an outage.
+                self.fallback.suspect_now(client, subject, window_s, threshold, alert_s)
+                return (time.time() + int(ttl) / 1000.0 if int(ttl) > 0 else 0.0,
+                        bool(int(raised)))
+            except _FAILURES as exc:
+                log.debug("redis suspect failed: %r", exc)
+                self.breaker.failure()
+        return self.fallback.suspect_now(client, subject, window_s, threshold, alert_s)
+
+    async def alerts(self, clients: Sequence[str]) -> dict[str, float]:
+        found = self.fallback.alerts_now(clients)
+        if not clients or not self.breaker.allow():
+            return found
+        try:
+            async with asyncio.timeout(max(self.timeout, 0.5)):
+                pipe = self.redis.pipeline(transaction=False)
+                for client in clients:
+                    pipe.pttl(self._key(client_tag(client), "alert"))
+                ttls = await pipe.execute()
+        except _FAILURES as exc:
+            log.debug("redis alerts failed: %r", exc)
+            return found
+        now = time.time()
+        for client, ttl in zip(clients, ttls, strict=True):
+            if int(ttl) > 0:
+                found[client] = max(found.get(client, 0.0), now + int(ttl) / 1000.0)
+        return found
 
     async def quarantines(self) -> list[Quarantine]:
         found = {(q.client, q.subject): q for q in self.fallback.quarantines_now()}

@@ -100,6 +100,17 @@ class GuardStore(Protocol):
 
     async def lift(self, client: str, subject: str) -> bool: ...
 
+    async def suspect(self, client: str, subject: str, window_s: float, threshold: int,
+                      alert_s: float) -> tuple[float, bool]:
+        """Note an anomalous principal of `client` (shared by the replicas); returns when
+        the client's coordinated-extraction alert ends (0: no alert) and whether this
+        call raised it (`threshold` principals within `window_s`)."""
+        ...
+
+    async def alerts(self, clients: Sequence[str]) -> dict[str, float]:
+        """The clients among `clients` under alert, with when it ends."""
+        ...
+
     async def quarantines(self) -> list[Quarantine]: ...
 
     async def flush(self) -> None:
