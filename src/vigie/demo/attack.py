@@ -305,9 +305,33 @@ async def simulate(styles: Sequence[str], state: Path,
         run_state = state / f"{index}-{style}"
         run_state.mkdir()
         count = max(replicas, MIN_REPLICAS.get(style, 1))
-        async with attack_target(run_state, redis=redis, replicas=count) as target:
-            outcomes.append(await STYLES[style](target, budget_seconds))
+        try:
+            async with attack_target(run_state, redis=redis, replicas=count) as target:
+                outcomes.append(await STYLES[style](target, budget_seconds))
+        finally:
+            if redis:
+                await _forget(redis)
     return outcomes
+
+
+async def _forget(url: str, prefix: str = "vigie:") -> None:
+    """Drop the demo client's shared state (budgets, alert, quarantines) after a style:
+    the next one starts afresh, as it does on memory."""
+    from redis.asyncio import Redis
+
+    connection = Redis.from_url(url)
+    try:
+        keys = [key async for key in connection.scan_iter(match=f"{prefix}{{{CLIENT}*",
+                                                          count=1000)]
+        if keys:
+            await connection.delete(*keys)
+        index = f"{prefix}quarantines"
+        fields = [f for f in await connection.hkeys(index)
+                  if (f.decode() if isinstance(f, bytes) else f).startswith(f"{CLIENT}\x1f")]
+        if fields:
+            await connection.hdel(index, *fields)
+    finally:
+        await connection.aclose()
 
 
 def report(outcomes: Sequence[Outcome]) -> str:
