@@ -386,6 +386,9 @@ class RedisStore:
         found = {(q.client, q.subject): q for q in self.fallback.quarantines_now()}
         if not self.breaker.allow():
             return sorted(found.values(), key=lambda q: (q.client, q.subject))
+        # A flush finishing while we read the index takes its quarantines out of
+        # `_pending`: those seen pending before the read count too.
+        pending = dict(self._pending)
         try:
             async with asyncio.timeout(max(self.timeout, 1.0)):
                 raw = await self.redis.hgetall(self._index)
@@ -395,6 +398,7 @@ class RedisStore:
             self.breaker.success()
             # Redis is the truth for what replicas learnt; pending ones are not there yet.
             found = {(q.client, q.subject): q for q in shared}
+            found.update(pending)
             found.update(self._pending)
         except _FAILURES:
             self.breaker.failure()
