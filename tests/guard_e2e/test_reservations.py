@@ -106,6 +106,8 @@ def test_the_concurrency_cap_refuses_what_is_over_and_frees_on_settlement(stacks
     assert refused.headers["vigie-decision"] == "throttled;signal=concurrency"
     assert refused.headers["retry-after"] == "1"
     assert refused.json()["signal"] == "concurrency"
+    assert '"concurrency";q=8' in refused.headers["ratelimit-policy"]
+    assert refused.headers["ratelimit"].startswith('"concurrency";r=0;t=')
     # Settled leases are released at once: the principal is not stuck at the cap.
     s.h.upstream.handler = answer_patients
     assert s.get("/patients/4242").status_code == 200

@@ -117,7 +117,8 @@ def rate_limit_headers(limits: Limits, client_limits: Limits | None, refused: st
     """`RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers-10/11).
 
     Structured-field lists: each policy item is a quoted name with `q` (quota) and `w`
-    (window seconds); `RateLimit` names the policy that refused with `r` (remaining)
+    (window seconds; none for `concurrency`, requests in flight); `RateLimit` names the
+    policy that refused with `r` (remaining)
     and `t` (seconds until quota is available again). Client-wide policies are prefixed
     `client-`.
     """
@@ -137,4 +138,6 @@ def _policy_items(limits: Limits, prefix: str) -> list[str]:
                        ("patients", limits.distinct_patients)):
         if rate is not None:
             items.append(f'"{prefix}{name}";q={rate.count};w={rate.period_seconds}')
+    if limits.concurrency:  # requests in flight: a quota without a window
+        items.append(f'"{prefix}concurrency";q={limits.concurrency}')
     return items
