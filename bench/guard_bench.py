@@ -4,6 +4,11 @@
 
 Prints the mean cost per request for sequential calls (latency) and for 64 concurrent
 principals (throughput). Limits are generous and ids random, so nothing is refused.
+Three kinds of request per store: `requests` (a request budget only, signals off: no
+reservation, no settlement, the baseline), `record` (every budget and the signals: a
+lease, the path's patient checked and added at admission, settled after with the
+observation shared) and `page` (a page reserving 50 records, settled with 50 patients).
+The difference from the baseline is the cost of reservation and settlement.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import random
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "tests"),
@@ -29,25 +35,37 @@ from support.guard import (  # noqa: E402
     policy,
     read,
     redis_store,
+    search,
     unique_prefix,
 )
 from vigie.guard import GuardStore, MemoryStore  # noqa: E402
 from vigie.telemetry.metrics import Metrics  # noqa: E402
 
-POLICY = policy(principal=limits(requests="1000000/minute", records="10000000/hour",
-                                 patients="10000000/day", enumeration=True),
+POLICY = policy(principal=replace(limits(requests="1000000/minute", records="10000000/hour",
+                                         patients="10000000/day", enumeration=True),
+                                  concurrency=1000),
                 client_limits=None)
+# No records or patient budget, no concurrency cap, no signals: nothing to reserve or
+# settle, one store call per request (the 0.1 hot path without its late facts).
+REQUESTS_ONLY = policy(principal=limits(requests="1000000/minute", enumeration=False),
+                       client_limits=None)
+KINDS = ("requests", "record", "page")
 
 
-async def one(kit, who, rng: random.Random) -> None:  # type: ignore[no-untyped-def]
-    number = str(rng.randrange(1, 10**9))
-    grant = read(POLICY, number)
+async def one(kit, who, rng: random.Random, kind: str) -> None:  # type: ignore[no-untyped-def]
+    number = rng.randrange(1, 10**9)
+    if kind == "page":
+        grant = search(POLICY, "last_name=Martin&page=1&page_size=50")
+        patients = [str(number + i) for i in range(50)]
+    else:
+        grant = read(REQUESTS_ONLY if kind == "requests" else POLICY, str(number))
+        patients = [str(number)]
     made = decision()
     await kit.guard.admit(who, grant, made)
-    await kit.guard.observe(who, grant, answered(made, patients=[number]))
+    await kit.guard.observe(who, grant, answered(made, patients=patients))
 
 
-async def run(store: GuardStore, requests: int, label: str) -> None:
+async def run(store: GuardStore, requests: int, label: str, kind: str) -> None:
     metrics = Metrics(process_collectors=False)
     kit = make_guard(store, Path(tempfile.mkdtemp()), metrics=metrics)
     await kit.guard.start()
@@ -57,16 +75,16 @@ async def run(store: GuardStore, requests: int, label: str) -> None:
         # in a minute would (rightly) be quarantined by its baseline.
         users = [identity(subject=f"user-{i}") for i in range(4096)]
         for i in range(200):  # warm up
-            await one(kit, users[i], rng)
+            await one(kit, users[i], rng, kind)
         started, cpu = time.perf_counter(), time.process_time()
         for i in range(requests):
-            await one(kit, users[i % len(users)], rng)
+            await one(kit, users[i % len(users)], rng, kind)
         sequential = (time.perf_counter() - started) / requests
         sequential_cpu = (time.process_time() - cpu) / requests
 
         async def worker(offset: int, count: int) -> None:
             for i in range(count):
-                await one(kit, users[(offset + i * 64) % len(users)], rng)
+                await one(kit, users[(offset + i * 64) % len(users)], rng, kind)
 
         started, cpu = time.perf_counter(), time.process_time()
         per_worker = max(1, requests // 64)
@@ -76,7 +94,7 @@ async def run(store: GuardStore, requests: int, label: str) -> None:
         await kit.guard.store.flush()
         # CPU time of this process per request too: the wall time moves with whatever
         # else the machine runs (Redis included), the CPU time much less.
-        print(f"{label:8s} sequential {sequential * 1e6:8.1f} us/request "
+        print(f"{label:8s} {kind:8s} sequential {sequential * 1e6:8.1f} us/request "
               f"(cpu {sequential_cpu * 1e6:6.1f})   64 concurrent {concurrent * 1e6:8.1f} "
               f"us/request (cpu {concurrent_cpu * 1e6:6.1f}; {1 / concurrent:,.0f} requests/s)")
     finally:
@@ -88,12 +106,14 @@ async def main() -> None:
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/14")
     args = parser.parse_args()
-    await run(MemoryStore(), args.requests, "memory")
-    prefix = unique_prefix()
-    try:
-        await run(redis_store(prefix, url=args.redis), args.requests, "redis")
-    finally:
-        cleanup(prefix, args.redis)
+    for kind in KINDS:
+        await run(MemoryStore(), args.requests, "memory", kind)
+    for kind in KINDS:
+        prefix = unique_prefix()
+        try:
+            await run(redis_store(prefix, url=args.redis), args.requests, "redis", kind)
+        finally:
+            cleanup(prefix, args.redis)
 
 
 if __name__ == "__main__":

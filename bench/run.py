@@ -70,6 +70,7 @@ limits:
   records: 1000000000/hour
   distinct_patients: 100000000/day
   enumeration: false
+  concurrency: 100000
 """
 
 

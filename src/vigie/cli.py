@@ -31,7 +31,12 @@ def _parser() -> argparse.ArgumentParser:
 
     attack = sub.add_parser("attack", help="simulate extraction styles against the demo")
     attack.add_argument("--style", choices=["all", "sequential", "slow-sequential", "paging",
-                                            "many-accounts"], default="all")
+                                            "many-accounts", "parallel-burst", "spread"],
+                        default="all")
+    attack.add_argument("--redis", default=None,
+                        help="share guard state in this Redis (use a scratch database)")
+    attack.add_argument("--replicas", type=int, default=1,
+                        help="proxies the attack is spread over, round-robin (default 1)")
     attack.add_argument("--budget-seconds", type=float, default=20.0,
                         help="time given to each style (default 20)")
     attack.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -100,7 +105,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         _logging()
         from vigie.demo.attack import main as attack_main
 
-        return int(attack_main(args.style, args.budget_seconds, args.json))
+        return int(attack_main(args.style, args.budget_seconds, args.json, args.redis,
+                               max(1, args.replicas)))
     if args.command == "policy":
         return _policy(args)
     return 2

@@ -165,6 +165,7 @@ class Proxy:
             return
         except ClientDisconnected:
             decision.status, decision.decision, decision.reason = 499, "error", "disconnected"
+            await s.guard.release(decision)  # its reservation, if admitted
             return
         decision.status = outgoing.status
         s.usage.observe(identity, grant, decision, outgoing)

@@ -13,6 +13,7 @@ _RATE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)\s*$")
 class Rate:
     count: int
     period_seconds: int
+    burst: int | None = None  # requests admitted at once; None: 10% of count (guard.limits)
 
     @classmethod
     def parse(cls, text: str) -> Rate:
@@ -41,6 +42,7 @@ class Limits:
     records: Rate | None = None
     distinct_patients: Rate | None = None
     enumeration: bool | None = None
+    concurrency: int | None = None  # requests in flight at once
 
     def inherit(self, defaults: Limits) -> Limits:
         return Limits(
@@ -48,4 +50,5 @@ class Limits:
             records=self.records or defaults.records,
             distinct_patients=self.distinct_patients or defaults.distinct_patients,
             enumeration=defaults.enumeration if self.enumeration is None else self.enumeration,
+            concurrency=self.concurrency or defaults.concurrency,
         )

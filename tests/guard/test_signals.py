@@ -199,6 +199,7 @@ async def test_sequential_scraper_is_throttled_then_quarantined(backend) -> None
         await kit.guard.observe(who, grant, answered(made, patients=[str(number)]))
     assert refused_as[-1] == "quarantined"
     assert max(scores) >= TUNING.throttle_score
+    # Counted once: when the signal throttled the principal (not again at the quarantine).
     assert kit.sample("vigie_enumeration_detections_total", client="gp-frontdesk",
                       signal="sequential_ids") == 1
     assert kit.sample("vigie_anomaly_score", client="gp-frontdesk") == 1.0
@@ -222,6 +223,22 @@ async def test_anomaly_throttle_slows_the_principal_before_quarantine(backend) -
     assert refused.decision == "throttled"
     events = kit.events()
     assert events and events[0]["event"] == "anomaly_throttled"
+
+
+async def test_an_enumeration_only_throttled_is_counted_as_a_detection(backend) -> None:
+    kit = await backend.guard()
+    pol = policy(principal=limits(requests="100000/minute", enumeration=True))
+    who = identity()
+    rng = random.Random(3)
+    for _ in range(12):  # misses: the not-found signal throttles, nothing quarantines yet
+        grant = read(pol, str(rng.randrange(10**7)))
+        made = decision()
+        await kit.guard.admit(who, grant, made)
+        await kit.guard.observe(who, grant, answered(made, status=404))
+    assert await kit.guard.quarantines() == []
+    assert kit.sample("vigie_enumeration_detections_total", client="gp-frontdesk",
+                      signal="not_found_ratio") == 1  # counted when the signal fired
+    assert [e["event"] for e in kit.events()] == ["anomaly_throttled"]
 
 
 async def test_random_lookups_through_the_guard_raise_nothing(backend) -> None:

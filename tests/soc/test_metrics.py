@@ -8,6 +8,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+import vigie.guard.detection
 import vigie.guard.guard
 import vigie.guard.signals
 from support.harness import ISSUER, Harness, Keys
@@ -145,7 +146,7 @@ def test_label_values_stay_bounded_whatever_the_traffic(soc: Harness) -> None:
 def guard_signals() -> set[str]:
     """Every signal name the guard can count: its signals and the literals it detects with."""
     source = "".join(Path(guard_module.__file__).read_text() for guard_module in (
-        vigie.guard.guard, vigie.guard.signals))
+        vigie.guard.guard, vigie.guard.detection, vigie.guard.signals))
     literals = re.findall(r'Detection\("([a-z_]+)"|signal="([a-z_]+)"|"(decoy)"', source)
     return set(SIGNALS) | {name for group in literals for name in group if name}
 

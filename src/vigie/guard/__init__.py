@@ -1,7 +1,9 @@
 """The bulk-extraction guard: per-principal budgets, enumeration signals, quarantines.
 
-    Guard            the stage the proxy calls: admit() before forwarding, observe() after
+    Guard            the stage the proxy calls: admit() (check and reserve) before
+                     forwarding, observe() (settle, learn) after
     GuardStore       the state protocol; MemoryStore (one process), RedisStore (replicas)
+    Reservation      what an admission holds until settled (guard.reservation)
     GuardTuning      thresholds of the enumeration signals and of the progressive response
     SecurityEvents   JSON-lines security events for the SIEM
 """
@@ -9,9 +11,11 @@
 from vigie.guard.events import SecurityEvents
 from vigie.guard.guard import Guard
 from vigie.guard.limits import Budget, burst_of, rate_limit_headers
+from vigie.guard.memory_store import MemoryStore
 from vigie.guard.redis_store import RedisStore
+from vigie.guard.reservation import Reservation, Settlement
 from vigie.guard.signals import SIGNALS, Detection, GuardTuning, PrincipalSignals
-from vigie.guard.store import Check, GuardStore, MemoryStore, Quarantine, Verdict
+from vigie.guard.store import Check, GuardStore, Quarantine, Verdict
 
 __all__ = [
     "SIGNALS",
@@ -25,7 +29,9 @@ __all__ = [
     "PrincipalSignals",
     "Quarantine",
     "RedisStore",
+    "Reservation",
     "SecurityEvents",
+    "Settlement",
     "Verdict",
     "burst_of",
     "rate_limit_headers",

@@ -1,12 +1,14 @@
-"""The bulk-extraction guard: admits or refuses a request, then learns from its answer.
+"""The bulk-extraction guard: admits or refuses a request, then settles what it disclosed.
 
-`admit` runs before forwarding: quarantine, decoy path ids, budgets (one store call),
-and the anomaly throttle (a principal with score >= `throttle_score`, or any principal of
-a client under a coordinated-extraction alert, gets its request rate divided by
-`penalty_factor`). `observe` runs after the response is built: it feeds the late facts
-(records, patients) to the store, checks disclosed records for decoys, and updates the
-enumeration signals; a detection quarantines the principal. `coordinated_principals`
-anomalous principals of one client within `coordinated_window_s` raise the client alert.
+`admit` runs before forwarding: quarantine, decoy path ids, then one store call that
+checks every budget and **reserves** (`guard.reservation`): a lease per subject holding
+the records and patients the response may disclose, the path's patient checked and
+added to the distinct set at once, the concurrency cap counted. The anomaly throttle (a
+principal with score >= `throttle_score`, or any principal of a client under a
+coordinated-extraction alert) divides its request rate by `penalty_factor`.
+`observe` runs after the response is built, before it leaves: one store call settles
+the reservation (releases the lease, counts the records and patients disclosed), then
+disclosed decoys and the enumeration signals are checked (`guard.detection`).
 A refusal says which budget or signal refused it: `Vigie-Decision: <decision>;signal=<s>`
 and the problem detail (a signal name, never a threshold, a score or a subject).
 In report-only mode every decision is taken and recorded (`Decision.would_block`,
@@ -20,35 +22,32 @@ import contextlib
 import hashlib
 import logging
 import math
+import secrets
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
-
-from prometheus_client import Gauge
 
 from vigie.config import Settings
 from vigie.context import Decision, Grant, Identity
 from vigie.errors import Throttled
+from vigie.guard.detection import Detector
 from vigie.guard.events import SecurityEvents
 from vigie.guard.limits import Budget, rate_limit_headers
+from vigie.guard.memory_store import MemoryStore
+from vigie.guard.observation import Observation, encode
+from vigie.guard.quarantines import Quarantines
 from vigie.guard.redis_store import RedisStore
-from vigie.guard.signals import Detection, GuardTuning, PrincipalSignals
-from vigie.guard.store import (
-    Check,
-    GuardStore,
-    MemoryStore,
-    Quarantine,
-    Verdict,
-    client_tag,
-    principal_tag,
-)
-from vigie.policy.model import ClientPolicy, Mode
+from vigie.guard.reservation import Reservation, RoutePlan, Settlement, plan_route
+from vigie.guard.signals import GuardTuning
+from vigie.guard.store import Check, GuardStore, Verdict, client_tag, principal_tag
+from vigie.minimize import nir
+from vigie.policy.model import ClientPolicy, Mode, Route
 from vigie.pseudonym import Pseudonymizer
 from vigie.rates import Limits
 from vigie.telemetry.metrics import Metrics
 
 log = logging.getLogger("vigie.guard")
+
 
 @dataclass(frozen=True, slots=True)
 class _Compiled:
@@ -59,19 +58,30 @@ class _Compiled:
     client_budget: Budget | None
 
 
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """The leases one admitted request holds until it is settled."""
+
+    decision: Decision
+    leases: tuple[tuple[str, Budget, str, bool], ...]  # (tag, budget, lease, shared)
+    until: float  # monotonic: forgotten after the leases expired anyway
+
+
 # Refused by the guard itself, so never forwarded. "denied" is observed: after forwarding
 # it is the 404 of a withheld record, the very thing the not-found signal counts.
 _NOT_FORWARDED = frozenset({"throttled", "quarantined"})
 _REFRESH_SECONDS = 5.0
-_MAX_SUSPECTS = 1024  # per client: the alert needs a handful, not every account
+LEASE_MARGIN_SECONDS = 3.0  # a lease outlives the upstream timeout by this much
 DECISION_HEADER = "Vigie-Decision"
 _THROTTLE_DETAILS = {
     "requests": "request rate limit of this account reached",
     "records": "records budget of this account reached",
     "patients": "distinct-patients budget of this account reached",
+    "concurrency": "too many requests of this account in flight",
     "client-requests": "request rate limit of this application reached",
     "client-records": "records budget of this application reached",
     "client-patients": "distinct-patients budget of this application reached",
+    "client-concurrency": "too many requests of this application in flight",
     "anomaly": "request rate reduced after unusual activity",
 }
 
@@ -90,19 +100,21 @@ class Guard:
         self.store = store
         self.events = events or SecurityEvents(settings.guard.events_path)
         self._decoys = frozenset(settings.guard.decoy_ids)
-        self._quarantine_seconds = settings.guard.quarantine_minutes * 60.0
-        self._signals: OrderedDict[tuple[str, str], PrincipalSignals] = OrderedDict()
-        self._scores: dict[str, dict[str, tuple[float, float]]] = {}  # (score, quarantined until)
-        self._throttled: set[tuple[str, str]] = set()
-        self._suspects: dict[str, dict[str, float]] = {}  # client -> pseudonym -> last seen
-        self._alerts: dict[str, float] = {}  # client -> coordinated-extraction alert until
+        self.lease_seconds = settings.upstream_timeout_seconds + LEASE_MARGIN_SECONDS
+        self._refresh = asyncio.Event()
+        self.quarantines_ = Quarantines(store, metrics, self.events, self.tuning,
+                                        settings.guard.quarantine_minutes * 60.0,
+                                        forget=self._forget, changed=self._refresh.set)
+        # Same on every replica sharing the pseudonym key, so distinct counts agree.
+        self._ref_key = pseudonymizer.token("vigie.guard", "patient-digest-key").encode()[:64]
+        offset = hashlib.blake2b(b"walk-offset", key=self._ref_key, digest_size=7).digest()
+        self.detector = Detector(self.tuning, self.quarantines_, int.from_bytes(offset, "big"))
         self._pseudonym = lru_cache(maxsize=65_536)(pseudonymizer.principal)
         self._decoy_refs = lru_cache(maxsize=1024)(self._decoys_for)
         self._compiled: dict[int, _Compiled] = {}
-        # Same on every replica sharing the pseudonym key, so distinct counts agree.
-        self._ref_key = pseudonymizer.token("vigie.guard", "patient-digest-key").encode()[:64]
-        self._gauges: dict[str, Gauge] = {}
-        self._refresh = asyncio.Event()
+        self._plans: dict[int, tuple[Route, RoutePlan]] = {}
+        self._held: dict[int, _Held] = {}
+        self._clients: set[str] = set()  # served here: their alerts are refreshed
         self._refresher: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -132,8 +144,9 @@ class Guard:
                 return
             try:
                 await self.quarantines()
-                for client in list(self._scores):
-                    self._publish_score(client)
+                await self.quarantines_.refresh_alerts(self._clients)
+                self.quarantines_.publish_all()
+                self._forget_expired_holds()
             except Exception as exc:  # gauges must never stop the guard
                 log.error("guard gauge refresh failed: %s", type(exc).__name__)
 
@@ -143,26 +156,43 @@ class Guard:
         pseudonym = self._pseudonym(client, identity.subject)
         compiled = self._compile(grant.policy)
         limits, client_limits = compiled.limits, compiled.client_limits
+        if client not in self._clients and len(self._clients) < 4096:
+            self._clients.add(client)
         report_only = grant.mode is Mode.REPORT_ONLY
-        signals = self._signals.get((client, pseudonym)) if limits.enumeration else None
-        score = signals.score() if signals is not None else 0.0
+        score = self.detector.score(client, pseudonym) if limits.enumeration else 0.0
         decision.anomaly_score = max(decision.anomaly_score, score)
 
         if self._decoys and not self._decoys.isdisjoint(grant.params.values()):
-            found = self._quarantine(client, pseudonym, "decoy", grant.mode, "decoy_accessed")
+            found = self.quarantines_.quarantine(client, pseudonym, "decoy", grant.mode,
+                                                 "decoy_accessed")
             decision.anomaly_score = 1.0
             self._refuse(decision, "quarantined", "decoy", found.until - time.time(), limits,
                          client_limits, report_only, signal="decoy")
             return
 
-        slowed = score >= self.tuning.throttle_score or self._alerted(client)
+        slowed = score >= self.tuning.throttle_score or self.quarantines_.alerted(client)
         penalty = self.tuning.penalty_factor if slowed else 1.0
+        held = self._reservation(client, grant)
         checks = [Check(principal_tag(client, pseudonym), compiled.budget, penalty,
-                        (client, pseudonym))]
+                        (client, pseudonym), held)]
         if compiled.client_budget is not None:
-            checks.append(Check(client_tag(client), compiled.client_budget))
+            checks.append(Check(client_tag(client), compiled.client_budget, reservation=held))
         verdicts = await self.store.admit(checks)
+        leases = tuple((check.tag, check.budget, verdict.lease, verdict.shared)
+                       for check, verdict in zip(checks, verdicts, strict=True)
+                       if verdict.lease)
+        refused = any(v.quarantine is not None or v.refused for v in verdicts)
+        if refused:
+            if leases:  # one subject admitted, another refused: nothing stays held
+                await self._release(leases)
+        elif leases:
+            self._held[id(decision)] = _Held(decision, leases,
+                                             time.monotonic() + self.lease_seconds)
+        self._refuse_verdicts(decision, verdicts, penalty, limits, client_limits, report_only)
 
+    def _refuse_verdicts(self, decision: Decision, verdicts: list[Verdict], penalty: float,
+                         limits: Limits, client_limits: Limits | None,
+                         report_only: bool) -> None:
         first = verdicts[0]
         if first.quarantine is not None:
             decision.anomaly_score = 1.0
@@ -180,6 +210,19 @@ class Guard:
                          client_limits, report_only, verdict, f"{scope}{verdict.refused}",
                          signal=reason)
             return
+
+    def _reservation(self, client: str, grant: Grant) -> Reservation:
+        plan = self._plan(grant.route)
+        patient = ""
+        if plan.patient_param is not None:
+            ref = grant.params.get(plan.patient_param)
+            if ref:
+                # The reference the response's record will carry, so it counts once.
+                ref = self.pseudonymizer.token(client, ref) if plan.id_pseudonymized \
+                    else nir.mask_text(ref)[0]
+                patient = self._digest(ref)
+        return Reservation(secrets.token_hex(8), math.ceil(self.lease_seconds * 1000),
+                           plan.records, plan.patients, patient)
 
     def _refuse(self, decision: Decision, kind: str, reason: str, retry_after: float,
                 limits: Limits, client_limits: Limits | None, report_only: bool,
@@ -204,10 +247,29 @@ class Guard:
 
     # -- after the response ------------------------------------------------------------
     async def observe(self, identity: Identity, grant: Grant, decision: Decision) -> None:
+        """Settle the reservation with what was disclosed, then learn from the answer."""
         try:
-            self._observe(identity, grant, decision)
+            held = self._take(decision)
+            if decision.decision in _NOT_FORWARDED:
+                if held is not None:
+                    await self._release(held.leases)
+                return
+            client = identity.client
+            pseudonym = self._pseudonym(client, identity.subject)
+            compiled = self._compile(grant.policy)
+            own = self.detector.observation(grant, decision, self._plan(grant.route).max_page) \
+                if compiled.limits.enumeration else None
+            shared = await self._settle_answer(client, pseudonym, compiled, held, decision, own)
+            await self._learn(client, pseudonym, compiled, grant, decision, own, shared)
         except Exception as exc:  # observing must never break a response already built
             log.error("guard observe failed: %s", type(exc).__name__)
+
+    async def release(self, decision: Decision) -> None:
+        """A request that ended before its response (client gone): free its leases."""
+        held = self._take(decision)
+        if held is not None:
+            with contextlib.suppress(Exception):
+                await self._release(held.leases)
 
     async def observe_disclosed(self, identity: Identity, grant: Grant,
                                 segment: Decision) -> None:
@@ -218,77 +280,77 @@ class Guard:
         """
         try:
             if segment.decision not in _NOT_FORWARDED:
-                self._disclose(identity, grant, segment.records, segment.patients)
+                client = identity.client
+                pseudonym = self._pseudonym(client, identity.subject)
+                self._feed(client, pseudonym, self._compile(grant.policy), segment.records,
+                           segment.patients)
+                if self._decoys and segment.patients and \
+                        not self._decoy_refs(client).isdisjoint(segment.patients):
+                    self.quarantines_.quarantine(client, pseudonym, "decoy", grant.mode,
+                                                 "decoy_disclosed")
         except Exception as exc:
             log.error("guard observe failed: %s", type(exc).__name__)
 
-    def _disclose(self, identity: Identity, grant: Grant, records: int,
-                  patients: list[str]) -> None:
-        client = identity.client
-        pseudonym = self._pseudonym(client, identity.subject)
-        self._feed(client, pseudonym, self._compile(grant.policy), records, patients)
-        if self._decoys and patients and not self._decoy_refs(client).isdisjoint(patients):
-            self._quarantine(client, pseudonym, "decoy", grant.mode, "decoy_disclosed")
+    def _take(self, decision: Decision) -> _Held | None:
+        held = self._held.pop(id(decision), None)
+        return held if held is not None and held.decision is decision else None
+
+    async def _settle_answer(self, client: str, pseudonym: str, compiled: _Compiled,
+                             held: _Held | None, decision: Decision,
+                             own: Observation | None) -> list[tuple[str, str]]:
+        """One store call: leases released, facts counted, the observation shared."""
+        records = decision.records - decision.records_flushed
+        patients = decision.patients
+        digests = [self._digest(ref) for ref in patients] if patients else []
+        held_by = {tag: (lease, shared) for tag, _, lease, shared in held.leases} \
+            if held is not None else {}
+        subjects = [(principal_tag(client, pseudonym), compiled.budget)]
+        if compiled.client_budget is not None:
+            subjects.append((client_tag(client), compiled.client_budget))
+        settlements = []
+        for index, (tag, budget) in enumerate(subjects):
+            lease, shared = held_by.get(tag, ("", True))
+            observation = encode(own) if own is not None and index == 0 else ""
+            if not (lease or observation or (records and budget.records_interval_ms)
+                    or (digests and budget.patients_limit)):
+                continue
+            settlements.append(Settlement(
+                tag, budget, lease, shared, records, digests, observation,
+                self.detector.seen(client, pseudonym) if observation else "",
+                self.detector.observation_ttl_ms))
+        return await self.store.settle(settlements) if settlements else []
+
+    async def _release(self, leases: tuple[tuple[str, Budget, str, bool], ...]) -> None:
+        """Leases given back with nothing disclosed (refused, or the client left)."""
+        await self.store.settle([Settlement(tag, budget, lease, shared, 0, ())
+                                 for tag, budget, lease, shared in leases])
 
     def _feed(self, client: str, pseudonym: str, compiled: _Compiled, records: int,
               patients: list[str]) -> None:
-        """Records and distinct patients disclosed: the late facts of the budgets."""
+        """Records and distinct patients of a stream segment: late facts, batched."""
         if records or patients:
             digests = [self._digest(ref) for ref in patients] if patients else []
             self.store.record(principal_tag(client, pseudonym), compiled.budget, records, digests)
             if compiled.client_budget is not None:
                 self.store.record(client_tag(client), compiled.client_budget, records, digests)
 
-    def _observe(self, identity: Identity, grant: Grant, decision: Decision) -> None:
-        if decision.decision in _NOT_FORWARDED:
-            return
-        client = identity.client
-        pseudonym = self._pseudonym(client, identity.subject)
-        compiled = self._compile(grant.policy)
-        limits = compiled.limits
+    async def _learn(self, client: str, pseudonym: str, compiled: _Compiled, grant: Grant,
+               decision: Decision, own: Observation | None,
+               shared: list[tuple[str, str]]) -> None:
         patients = decision.patients
-        self._feed(client, pseudonym, compiled, decision.records - decision.records_flushed,
-                   patients)
         if self._decoys and patients and not self._decoy_refs(client).isdisjoint(patients):
             if decision.reason != "decoy":  # else admit counted it (report-only forwards)
-                self._quarantine(client, pseudonym, "decoy", grant.mode, "decoy_disclosed")
+                self.quarantines_.quarantine(client, pseudonym, "decoy", grant.mode,
+                                             "decoy_disclosed")
             decision.anomaly_score = 1.0
             return
-        if not limits.enumeration:
-            return
-        signals = self._signals_for(client, pseudonym)
-        query_rule = grant.route.query
-        max_page = None
-        if query_rule is not None:
-            max_page = next(iter(v for k, v in query_rule.max.items() if "size" in k
-                                 or k in ("limit", "per_page", "count", "_count")), None)
-        detections = signals.observe(time.time(), grant.route.name, grant.params, grant.query,
-                                     decision.status, decision.records, decision.withheld,
-                                     max_page)
-        score = signals.score()
-        key = (client, pseudonym)
-        if not detections and score >= self.tuning.quarantine_score and \
-                len(signals.strengths()) > 1:
-            detections = [Detection("combined", score)]  # several signals, none alone at 1
-        if detections or score >= self.tuning.throttle_score:
-            alerted = self._suspect(client, pseudonym, grant.mode)
-            if alerted and not detections:
-                detections = [Detection("coordinated", score)]
-        if detections:
-            self._quarantine(client, pseudonym, detections[0].signal, grant.mode,
-                             "enumeration_detected", [d.signal for d in detections[1:]])
-            decision.anomaly_score = 1.0
-            self._throttled.discard(key)
-            return
-        decision.anomaly_score = max(decision.anomaly_score, score)
-        if score >= self.tuning.throttle_score and key not in self._throttled:
-            self._throttled.add(key)
-            strongest = max(signals.strengths().items(), key=lambda item: item[1])[0]
-            self._emit("anomaly_throttled", client, pseudonym, strongest, score, "throttle",
-                       grant.mode)
-        elif score < self.tuning.throttle_score:
-            self._throttled.discard(key)
-        self._set_score(client, pseudonym, score)
+        if own is not None:
+            await self.detector.observe(client, pseudonym, grant, decision, own, shared)
+
+    def _forget_expired_holds(self) -> None:
+        now = time.monotonic()
+        for key in [k for k, held in self._held.items() if held.until < now]:
+            del self._held[key]
 
     def _compile(self, policy: ClientPolicy) -> _Compiled:
         """Limits and budgets of a policy, computed once per policy object (reloads
@@ -305,23 +367,15 @@ class Guard:
         self._compiled[id(policy)] = found
         return found
 
-    def _signals_for(self, client: str, pseudonym: str) -> PrincipalSignals:
-        key = (client, pseudonym)
-        found = self._signals.get(key)
-        if found is not None:
-            self._signals.move_to_end(key)
-            return found
-        found = self._signals[key] = PrincipalSignals(self.tuning)
-        if len(self._signals) > self.tuning.max_principals:
-            for _ in range(min(32, len(self._signals) - 1)):
-                oldest, candidate = next(iter(self._signals.items()))
-                if candidate.score() >= self.tuning.throttle_score:
-                    self._signals.move_to_end(oldest)  # never forget a penalized principal
-                    continue
-                del self._signals[oldest]
-                self._drop_score(*oldest)
-                break
-        return found
+    def _plan(self, route: Route) -> RoutePlan:
+        found = self._plans.get(id(route))
+        if found is not None and found[0] is route:
+            return found[1]
+        if len(self._plans) > 4096:
+            self._plans.clear()
+        plan = plan_route(route)
+        self._plans[id(route)] = (route, plan)
+        return plan
 
     def _digest(self, ref: str) -> str:
         # Stores count patients by keyed digest: Redis never holds who saw which patient.
@@ -331,107 +385,15 @@ class Guard:
         # Disclosed references are ids, or their pseudonyms on routes that pseudonymize.
         return self._decoys | {self.pseudonymizer.token(client, d) for d in self._decoys}
 
+    def _forget(self, client: str, pseudonym: str) -> None:
+        self.detector.forget(client, pseudonym)
+
     # -- quarantines -------------------------------------------------------------------
-    def _quarantine(self, client: str, pseudonym: str, reason: str, mode: Mode, event: str,
-                    also: list[str] | None = None) -> Quarantine:
-        found = Quarantine(client, pseudonym, time.time() + self._quarantine_seconds, reason,
-                           mode.value)
-        self.store.quarantine(found)
-        self._signals.pop((client, pseudonym), None)
-        self._set_score(client, pseudonym, 1.0, found.until)
-        for signal in [reason, *(also or [])]:
-            # Every quarantine is a detection, decoys included (alerts split on signal="decoy").
-            self.metrics.enumeration_detections.labels(client=client, signal=signal).inc()
-            self._emit(event, client, pseudonym, signal, 1.0, "quarantine", mode)
-        self._refresh.set()
-        return found
-
-    def _emit(self, event: str, client: str, pseudonym: str, signal: str, score: float,
-              action: str, mode: Mode) -> None:
-        self.metrics.security_events.labels(client=client, signal=signal, action=action).inc()
-        self.events.emit(event, client=client, principal=pseudonym, signal=signal, score=score,
-                         action=action, mode=mode.value)
-
-    # -- client alert (one operation behind many accounts) ------------------------------
-    def _alerted(self, client: str) -> bool:
-        until = self._alerts.get(client)
-        if until is None:
-            return False
-        if until > time.time():
-            return True
-        del self._alerts[client]
-        return False
-
-    def _suspect(self, client: str, pseudonym: str, mode: Mode) -> bool:
-        """Note an anomalous principal; True while its client is under alert."""
-        now = time.time()
-        suspects = self._suspects.setdefault(client, {})
-        suspects.pop(pseudonym, None)
-        suspects[pseudonym] = now
-        horizon = now - self.tuning.coordinated_window_s
-        for old in [p for p, seen in suspects.items() if seen < horizon]:
-            del suspects[old]
-        while len(suspects) > _MAX_SUSPECTS:
-            del suspects[next(iter(suspects))]
-        if self._alerted(client):
-            return True
-        if len(suspects) < self.tuning.coordinated_principals:
-            return False
-        self._alerts[client] = now + self._quarantine_seconds
-        # Counted per principal it quarantines (signal="coordinated"), not here.
-        self._emit("coordinated_extraction", client, pseudonym, "coordinated", 1.0,
-                   "client_throttle", mode)
-        log.warning("coordinated extraction suspected for client %s: %d principals", client,
-                    len(suspects))
-        return True
-
     async def quarantines(self) -> list[dict[str, object]]:
-        found = await self.store.quarantines()
-        self.metrics.quarantined_clients.set(len(found))
-        return [q.as_dict() for q in found]
+        return await self.quarantines_.listing()
 
     async def lift(self, client: str, subject_pseudonym: str) -> bool:
-        lifted = await self.store.lift(client, subject_pseudonym)
-        self._signals.pop((client, subject_pseudonym), None)
-        self._throttled.discard((client, subject_pseudonym))
-        self._drop_score(client, subject_pseudonym)
-        if lifted:
-            self._emit("quarantine_lifted", client, subject_pseudonym, "operator", 0.0, "lift",
-                       Mode.ENFORCE)
-        await self.quarantines()
-        return lifted
-
-    # -- anomaly gauge -----------------------------------------------------------------
-    def _set_score(self, client: str, pseudonym: str, score: float, until: float = 0.0) -> None:
-        scores = self._scores.setdefault(client, {})
-        previous = scores.get(pseudonym)
-        if previous is None and score <= 0.0 and not until:
-            return  # the common case: nothing to publish
-        if previous is not None and previous[1] > time.time():
-            until = max(until, previous[1])
-        if score <= 0.0 and not until:
-            scores.pop(pseudonym, None)
-        else:
-            scores[pseudonym] = (score, until)
-        self._publish_score(client)
-
-    def _drop_score(self, client: str, pseudonym: str) -> None:
-        self._scores.get(client, {}).pop(pseudonym, None)
-        self._publish_score(client)
-
-    def _publish_score(self, client: str) -> None:
-        now = time.time()
-        scores = self._scores.get(client, {})
-        best = 0.0
-        for pseudonym, (score, until) in list(scores.items()):
-            if until and until <= now:
-                scores[pseudonym] = (score, 0.0) if score < 1.0 else (0.0, 0.0)
-                score = scores[pseudonym][0]
-            best = max(best, 1.0 if until > now else score)
-        gauge = self._gauges.get(client)
-        if gauge is None:
-            gauge = self._gauges[client] = self.metrics.anomaly_score.labels(client=client)
-        gauge.set(best)
+        return await self.quarantines_.lift(client, subject_pseudonym)
 
 
 def _token(signal: str) -> str:

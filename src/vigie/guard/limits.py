@@ -3,15 +3,18 @@
 One principal (or one client, for `client_limits`) has up to three budgets:
 
 - requests: GCRA (generic cell rate algorithm). Emission interval T = period/count,
-  burst B = max(1, ceil(10% of count)) requests at once, tolerance tau = (B-1)*T. A request
-  is admitted when the backlog `max(TAT, now) - now` is at most tau; it then moves TAT by T.
-- records: the same algorithm fed by late facts (records disclosed), with tolerance = one
-  period: refused while at least `count` records are outstanding in the sliding window.
-- distinct patients: a distinct count (HyperLogLog) per fixed window of the rate's period;
-  refused once the count reaches the budget.
+  burst B (configured, else max(1, ceil(10% of count))) requests at once, tolerance
+  tau = (B-1)*T. A request is admitted when the backlog `max(TAT, now) - now` is at most
+  tau; it then moves TAT by T.
+- records: the same algorithm fed by the records disclosed, with tolerance = one period:
+  refused while at least `count` records are outstanding in the sliding window, counting
+  those reserved by requests in flight (see `guard.reservation`).
+- distinct patients: a distinct count per fixed window of the rate's period, plus the
+  patients reserved by requests in flight; refused once it reaches the budget.
+- concurrency: requests in flight at once (leases that expire if a replica dies).
 
-Budgets are checked before forwarding; one response can overshoot the records and
-patient budgets by at most its own size (they are known only afterwards).
+Budgets are checked and reserved at admission: one response can overshoot the records
+and patient budgets by at most its own reservation (a page), however many are in flight.
 The arithmetic here is what the Redis Lua script does too; both work in milliseconds.
 """
 
@@ -27,7 +30,9 @@ EPSILON_MS = 0.001
 
 
 def burst_of(rate: Rate) -> int:
-    """Requests admitted at once: 10% of the per-period count, at least 1."""
+    """Requests admitted at once: as configured, else 10% of the count, at least 1."""
+    if rate.burst is not None:
+        return rate.burst
     return max(1, math.ceil(rate.count * BURST_FRACTION))
 
 
@@ -41,6 +46,7 @@ class Budget:
     records_window_ms: float = 0.0
     patients_limit: int = 0  # 0: no distinct-patient budget
     patients_window_s: int = 0
+    concurrency: int = 0  # 0: no cap on requests in flight
 
     @classmethod
     def of(cls, limits: Limits) -> Budget:
@@ -56,11 +62,14 @@ class Budget:
         if limits.distinct_patients is not None:
             budget = _replace(budget, patients_limit=limits.distinct_patients.count,
                               patients_window_s=limits.distinct_patients.period_seconds)
+        if limits.concurrency:
+            budget = _replace(budget, concurrency=limits.concurrency)
         return budget
 
     @property
     def any(self) -> bool:
-        return bool(self.request_interval_ms or self.records_interval_ms or self.patients_limit)
+        return bool(self.request_interval_ms or self.records_interval_ms or self.patients_limit
+                    or self.concurrency)
 
 
 def _replace(budget: Budget, **changes: float | int) -> Budget:
@@ -108,7 +117,8 @@ def rate_limit_headers(limits: Limits, client_limits: Limits | None, refused: st
     """`RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers-10/11).
 
     Structured-field lists: each policy item is a quoted name with `q` (quota) and `w`
-    (window seconds); `RateLimit` names the policy that refused with `r` (remaining)
+    (window seconds; none for `concurrency`, requests in flight); `RateLimit` names the
+    policy that refused with `r` (remaining)
     and `t` (seconds until quota is available again). Client-wide policies are prefixed
     `client-`.
     """
@@ -128,4 +138,6 @@ def _policy_items(limits: Limits, prefix: str) -> list[str]:
                        ("patients", limits.distinct_patients)):
         if rate is not None:
             items.append(f'"{prefix}{name}";q={rate.count};w={rate.period_seconds}')
+    if limits.concurrency:  # requests in flight: a quota without a window
+        items.append(f'"{prefix}concurrency";q={limits.concurrency}')
     return items

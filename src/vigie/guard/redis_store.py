@@ -1,4 +1,4 @@
-"""The Redis guard store: one Lua call per request, late facts batched, memory fallback.
+"""The Redis guard store: one Lua call to admit, one to settle, memory fallback.
 
 Keys (prefix configurable, default `vigie:`), hash-tagged so that one principal's keys
 share a Redis Cluster slot:
@@ -8,13 +8,19 @@ share a Redis Cluster slot:
     <prefix>{<client>:<pseudonym>}:rec        records GCRA TAT, TTL = backlog + 1 s
     <prefix>{<client>:<pseudonym>}:pat:<w>    distinct patients HLL of window w, TTL 2 windows
     <prefix>{<client>:<pseudonym>}:pats:<w>   the same patients as an exact set while < 256
-    <prefix>{<client>}:req|rec|pat:<w>         the same for a client's aggregate
+    <prefix>{<client>:<pseudonym>}:lease      leases of requests in flight, TTL = a lease
+    <prefix>{<client>:<pseudonym>}:obs        the last 64 observations of the signals (stream)
+    <prefix>{<client>}:req|rec|pat:<w>|lease   the same for a client's aggregate
+    <prefix>{<client>}:suspects              anomalous principals (client alert), TTL = window
+    <prefix>{<client>}:alert                  the client's coordinated-extraction alert
     <prefix>quarantines                       index hash for the admin list, TTL = longest
 
-When Redis fails (timeout, refused, error) the request is decided by a per-replica
-`MemoryStore`, which also caches every quarantine this replica learnt; the circuit
-breaker stops waiting on a dead Redis and probes it again later. Nothing here raises
-to the request path.
+Admissions and settlements of concurrent requests share pipelined round trips
+(`AdmitBatcher`). When Redis fails (timeout, refused, error) the request is decided by a
+per-replica `MemoryStore`, which also caches every quarantine this replica learnt; the
+circuit breaker stops waiting on a dead Redis and probes it again later. A settlement
+that cannot reach Redis counts its facts in the fallback; its lease expires on its own.
+Nothing here raises to the request path.
 """
 
 from __future__ import annotations
@@ -31,19 +37,22 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError
 
-from vigie import redis_connect
 from vigie.guard import lua
 from vigie.guard.breaker import CircuitBreaker
 from vigie.guard.coalesce import AdmitBatcher
+from vigie.guard.connection import redis_client
 from vigie.guard.limits import Budget
+from vigie.guard.memory_store import MemoryStore
+from vigie.guard.reservation import Settlement
 from vigie.guard.sketch import EXACT_LIMIT
-from vigie.guard.store import Check, MemoryStore, Quarantine, Verdict, principal_tag
+from vigie.guard.store import Check, Quarantine, Verdict, client_tag, principal_tag
 from vigie.telemetry.metrics import Metrics
 
 log = logging.getLogger("vigie.guard.redis")
 
 _FAILURES = (RedisError, OSError, TimeoutError)
 _INDEX_FIELD_SEPARATOR = "\x1f"
+_CHUNK = 500  # patients per script call: Lua unpack() has a stack limit
 
 
 class RedisStore:
@@ -54,11 +63,8 @@ class RedisStore:
                  failure_threshold: int = 3, reset_seconds: float = 2.0,
                  flush_interval: float = 0.05, max_pending: int = 10_000,
                  max_connections: int = 16) -> None:
-        if isinstance(client, str):  # one server or a Sentinel-managed master
-            connected = redis_connect.client(client, timeout=timeout,
-                                             max_connections=max_connections)
-            assert isinstance(connected, Redis), "Redis Cluster is refused by config.py"  # noqa: S101
-            client = connected
+        if isinstance(client, str):
+            client = redis_client(client, timeout=timeout, max_connections=max_connections)
         self.redis = client
         self.prefix = prefix
         self.timeout = timeout
@@ -70,7 +76,7 @@ class RedisStore:
             backend="redis")
         self.breaker = CircuitBreaker(failure_threshold, reset_seconds,
                                       on_change=self._health_changed)
-        self._sha = {"admit": "", "record": "", "patients": ""}
+        self._sha = {"guard": ""}
         self._offset = 0.0  # Redis clock minus ours, for window names
         self._facts: list[tuple[str, Budget, int, Sequence[str]]] = []
         self._pending: dict[tuple[str, str], Quarantine] = {}
@@ -78,9 +84,9 @@ class RedisStore:
         self._flush_lock = asyncio.Lock()
         self._flusher: asyncio.Task[None] | None = None
         self._closing = False
-        # The hot path: concurrent admissions share one pipelined round trip.
-        self._batcher = AdmitBatcher(client.connection_pool, numkeys=5, timeout=timeout,
-                                     sha=lambda: self._sha["admit"],
+        # The hot path: concurrent admissions and settlements share a round trip.
+        self._batcher = AdmitBatcher(client.connection_pool, numkeys=7, timeout=timeout,
+                                     sha=lambda: self._sha["guard"],
                                      reload=self._load_scripts)
 
     def _health_changed(self, up: bool) -> None:
@@ -120,9 +126,7 @@ class RedisStore:
         await self.redis.aclose()
 
     async def _load_scripts(self) -> None:
-        self._sha["admit"] = await self.redis.script_load(lua.ADMIT)
-        self._sha["record"] = await self.redis.script_load(lua.RECORD)
-        self._sha["patients"] = await self.redis.script_load(lua.PATIENTS)
+        self._sha["guard"] = await self.redis.script_load(lua.GUARD)
 
     # -- keys --------------------------------------------------------------------------
     def _key(self, tag: str, part: str) -> str:
@@ -157,17 +161,37 @@ class RedisStore:
         self.breaker.success()
         return [self._verdict(check, reply) for check, reply in zip(checks, replies, strict=True)]
 
+    def _keys(self, tag: str, window: int) -> tuple[str, ...]:
+        return (self._key(tag, "q"), self._key(tag, "req"), self._key(tag, "rec"),
+                self._key(tag, f"pat:{window}"), self._key(tag, f"pats:{window}"),
+                self._key(tag, "lease"), self._key(tag, "obs"))
+
     def _admit_call(self, check: Check) -> tuple[str, ...]:
         budget = check.budget
         window, window_end_ms = self._window(budget)
-        keys = (self._key(check.tag, "q"), self._key(check.tag, "req"),
-                self._key(check.tag, "rec"), self._key(check.tag, f"pat:{window}"),
-                self._key(check.tag, f"pats:{window}"))
-        args = ("1" if check.principal is not None else "0", repr(budget.request_interval_ms),
-                repr(budget.request_tolerance_ms), repr(check.penalty),
-                repr(budget.records_interval_ms), repr(budget.records_window_ms),
-                str(budget.patients_limit), repr(window_end_ms), str(EXACT_LIMIT))
-        return (*keys, *args)
+        held = check.reservation
+        args = ("a", "1" if check.principal is not None else "0",
+                repr(budget.request_interval_ms), repr(budget.request_tolerance_ms),
+                repr(check.penalty), repr(budget.records_interval_ms),
+                repr(budget.records_window_ms), str(budget.patients_limit), repr(window_end_ms),
+                str(EXACT_LIMIT), str(2 * budget.patients_window_s), str(budget.concurrency),
+                held.member if held else "", str(held.lease_ms) if held else "0",
+                held.patient if held else "")
+        return (*self._keys(check.tag, window), *args)
+
+    def _settle_calls(self, s: Settlement) -> list[tuple[str, ...]]:
+        budget = s.budget
+        window, _ = self._window(budget)
+        keys = self._keys(s.tag, window)
+        refs = sorted(set(s.patients)) if budget.patients_limit else []
+        interval = repr(budget.records_interval_ms)
+        ttl = str(2 * budget.patients_window_s)
+        calls = [(*keys, "s", s.lease, interval, str(max(0, s.records)), ttl, str(EXACT_LIMIT),
+                  s.observation, s.seen, str(s.observation_ttl_ms), *refs[:_CHUNK])]
+        for start in range(_CHUNK, len(refs), _CHUNK):
+            calls.append((*keys, "s", "", interval, "0", ttl, str(EXACT_LIMIT), "", "", "0",
+                          *refs[start:start + _CHUNK]))
+        return calls
 
     def _verdict(self, check: Check, reply: list[Any]) -> Verdict:
         code = int(reply[0])
@@ -182,8 +206,39 @@ class RedisStore:
         if code == 2:
             kind = reply[2].decode() if isinstance(reply[2], bytes) else str(reply[2])
             return Verdict(refused=kind, retry_after_s=int(reply[1]) / 1000.0,
-                           remaining=0, reset_s=int(reply[3]) / 1000.0)
-        return Verdict(remaining=int(reply[1]), reset_s=int(reply[2]) / 1000.0)
+                           remaining=0, reset_s=int(reply[3]) / 1000.0, shared=True)
+        lease = check.reservation.member if check.reservation is not None else ""
+        return Verdict(remaining=int(reply[1]), reset_s=int(reply[2]) / 1000.0, lease=lease,
+                       shared=True)
+
+    async def settle(self, settlements: Sequence[Settlement]) -> list[tuple[str, str]]:
+        shared = [s for s in settlements if s.shared]
+        local = [s for s in settlements if not s.shared]
+        observations: list[tuple[str, str]] = []
+        if shared and self.breaker.allow():
+            calls = [self._settle_calls(s) for s in shared]
+            try:
+                async with asyncio.timeout(self.timeout):
+                    replies = await self._batcher.run([c for cs in calls for c in cs])
+                self.breaker.success()
+                first = 0
+                for settled, made in zip(shared, calls, strict=True):
+                    if settled.observation:
+                        observations += _observations(replies[first])
+                    first += len(made)
+                shared = []
+            except _FAILURES as exc:
+                log.debug("redis settle failed: %r", exc)
+                self.breaker.failure()
+        # Not settled in Redis: the facts count on this replica; the lease expires there.
+        for settled in shared:
+            self.fallback.record(settled.tag, settled.budget, settled.records,
+                                 settled.patients)
+            if settled.observation:
+                observations.append(("", settled.observation))
+        if local:
+            observations += self.fallback.settle_now(local)
+        return observations
 
     # -- late facts --------------------------------------------------------------------
     def record(self, tag: str, budget: Budget, records: int, patients: Sequence[str]) -> None:
@@ -250,24 +305,15 @@ class RedisStore:
 
     def _queue_facts(self, pipe: Any, facts: list[tuple[str, Budget, int, Sequence[str]]]
                      ) -> None:
-        records: dict[tuple[str, float], int] = {}
-        patients: dict[tuple[str, str, int], set[str]] = {}
+        merged: dict[tuple[str, Budget], tuple[int, set[str]]] = {}
         for tag, budget, count, refs in facts:
-            if count and budget.records_interval_ms:
-                key = (self._key(tag, "rec"), budget.records_interval_ms)
-                records[key] = records.get(key, 0) + count
-            if refs and budget.patients_limit:
-                window, _ = self._window(budget)
-                hll = (self._key(tag, f"pat:{window}"), self._key(tag, f"pats:{window}"),
-                       budget.patients_window_s)
-                patients.setdefault(hll, set()).update(refs)
-        for (records_key, interval), total in records.items():
-            pipe.evalsha(self._sha["record"], 1, records_key, repr(interval), str(total))
-        for (hll_key, set_key, window_s), members in patients.items():
-            ordered = sorted(members)
-            for start in range(0, len(ordered), 500):  # Lua unpack() has a stack limit
-                pipe.evalsha(self._sha["patients"], 2, hll_key, set_key, str(2 * window_s),
-                             str(EXACT_LIMIT), *ordered[start:start + 500])
+            records, patients = merged.get((tag, budget), (0, set()))
+            patients.update(refs)
+            merged[(tag, budget)] = (records + count, patients)
+        for (tag, budget), (records, patients) in merged.items():
+            settled = Settlement(tag, budget, "", True, records, list(patients))
+            for call in self._settle_calls(settled):
+                pipe.evalsha(self._sha["guard"], 7, *call)
 
     def _queue_quarantines(self, pipe: Any, quarantines: Any) -> None:
         for q in quarantines:
@@ -297,10 +343,52 @@ class RedisStore:
             return lifted
         return lifted or bool(deleted) or bool(unindexed)
 
+    async def suspect(self, client: str, subject: str, window_s: float, threshold: int,
+                      alert_s: float) -> tuple[float, bool]:
+        if self.breaker.allow():
+            tag = client_tag(client)
+            try:
+                async with asyncio.timeout(self.timeout):
+                    ttl, raised = await self.redis.eval(
+                        lua.SUSPECT, 2, self._key(tag, "suspects"), self._key(tag, "alert"),
+                        subject, str(math.ceil(window_s * 1000)), str(threshold),
+                        str(math.ceil(alert_s * 1000)))
+                self.breaker.success()
+                # Remembered here too: the fallback keeps enforcing it through an outage.
+                self.fallback.suspect_now(client, subject, window_s, threshold, alert_s)
+                return (time.time() + int(ttl) / 1000.0 if int(ttl) > 0 else 0.0,
+                        bool(int(raised)))
+            except _FAILURES as exc:
+                log.debug("redis suspect failed: %r", exc)
+                self.breaker.failure()
+        return self.fallback.suspect_now(client, subject, window_s, threshold, alert_s)
+
+    async def alerts(self, clients: Sequence[str]) -> dict[str, float]:
+        found = self.fallback.alerts_now(clients)
+        if not clients or not self.breaker.allow():
+            return found
+        try:
+            async with asyncio.timeout(max(self.timeout, 0.5)):
+                pipe = self.redis.pipeline(transaction=False)
+                for client in clients:
+                    pipe.pttl(self._key(client_tag(client), "alert"))
+                ttls = await pipe.execute()
+        except _FAILURES as exc:
+            log.debug("redis alerts failed: %r", exc)
+            return found
+        now = time.time()
+        for client, ttl in zip(clients, ttls, strict=True):
+            if int(ttl) > 0:
+                found[client] = max(found.get(client, 0.0), now + int(ttl) / 1000.0)
+        return found
+
     async def quarantines(self) -> list[Quarantine]:
         found = {(q.client, q.subject): q for q in self.fallback.quarantines_now()}
         if not self.breaker.allow():
             return sorted(found.values(), key=lambda q: (q.client, q.subject))
+        # A flush finishing while we read the index takes its quarantines out of
+        # `_pending`: those seen pending before the read count too.
+        pending = dict(self._pending)
         try:
             async with asyncio.timeout(max(self.timeout, 1.0)):
                 raw = await self.redis.hgetall(self._index)
@@ -310,10 +398,21 @@ class RedisStore:
             self.breaker.success()
             # Redis is the truth for what replicas learnt; pending ones are not there yet.
             found = {(q.client, q.subject): q for q in shared}
+            found.update(pending)
             found.update(self._pending)
         except _FAILURES:
             self.breaker.failure()
         return sorted(found.values(), key=lambda q: (q.client, q.subject))
+
+
+def _observations(reply: Any) -> list[tuple[str, str]]:
+    """{0, id1, obs1, ...} -> [(id1, obs1), ...]."""
+    return [(_text(reply[index]), _text(reply[index + 1]))
+            for index in range(1, len(reply) - 1, 2)]
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _tag(q: Quarantine) -> str:

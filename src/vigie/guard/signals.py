@@ -32,14 +32,10 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import parse_qsl
+
+from vigie.guard.observation import Observation, observe_request
 
 SIGNALS = ("sequential_ids", "not_found_ratio", "deep_paging", "broad_search", "baseline")
-PAGE_KEYS = ("page", "_page", "page_number", "offset", "start", "skip")
-SIZE_KEYS = ("page_size", "per_page", "limit", "size", "_count", "count")
-NAME_KEYS = ("last_name", "lastname", "name", "family", "nom")
-WILDCARDS = frozenset("*%?_")
-DEFAULT_MAX_PAGE_SIZE = 50  # "page size at max" when the route declares no maximum
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,12 +120,18 @@ class PrincipalSignals:
 
         `max_page_size` is the route's own cap on the page size, when it declares one.
         """
+        return self.feed(observe_request(now, route, params, query, status, records,
+                                         withheld, max_page_size,
+                                         self._tuning.broad_name_length))
+
+    def feed(self, seen: Observation) -> list[Detection]:
+        """The same, from an observation (this replica's, or another's through Redis)."""
         detections: list[Detection] = []
-        if params:
-            self._observe_lookup(route, params, status, records, withheld, detections)
-        elif query:
-            self._observe_search(route, query, max_page_size, detections)
-        self._observe_volume(now, records, detections)
+        if seen.lookup:
+            self._observe_lookup(seen, detections)
+        elif seen.search:
+            self._observe_search(seen, detections)
+        self._observe_volume(seen.at, seen.records, detections)
         return detections
 
     def _raise(self, signal: str, strength: float, detections: list[Detection]) -> bool:
@@ -143,14 +145,11 @@ class PrincipalSignals:
             self._strength.pop(signal, None)
         return False
 
-    def _observe_lookup(self, route: str, params: Mapping[str, str], status: int,
-                        records: int, withheld: int, detections: list[Detection]) -> None:
+    def _observe_lookup(self, seen: Observation, detections: list[Detection]) -> None:
         t = self._tuning
         longest = 0
-        for name, value in params.items():
-            if not value.isdigit() or len(value) > 18:
-                continue
-            number = int(value)
+        route = seen.route
+        for name, number in seen.numbers:
             run = self._runs.get((route, name))
             if run is None:
                 if len(self._runs) < 64:
@@ -176,21 +175,18 @@ class PrincipalSignals:
         self._raise("sequential_ids", longest / t.sequential_run if longest > 1 else 0.0,
                     detections)
 
-        missed = status in (403, 404) or (withheld > 0 and records == 0)
-        self._lookups.append(missed)
-        seen = len(self._lookups)
-        ratio = sum(self._lookups) / seen
-        strength = min(1.0, ratio / t.not_found_ratio) * min(1.0, seen / t.lookup_min)
+        self._lookups.append(seen.missed)
+        count = len(self._lookups)
+        ratio = sum(self._lookups) / count
+        strength = min(1.0, ratio / t.not_found_ratio) * min(1.0, count / t.lookup_min)
         if self._raise("not_found_ratio", strength, detections):
             self._lookups.clear()
 
-    def _observe_search(self, route: str, query: str, max_page_size: int | None,
-                        detections: list[Detection]) -> None:
+    def _observe_search(self, seen: Observation, detections: list[Detection]) -> None:
         t = self._tuning
-        values = dict(parse_qsl(query, keep_blank_values=True))
-        page = next((values[k] for k in PAGE_KEYS if k in values), None)
-        if page is not None and page.isdigit() and len(page) <= 12:
-            number = int(page)
+        route = seen.route
+        if seen.page is not None:
+            number = seen.page
             run = self._pages.get(route)
             if run is None:
                 if len(self._pages) < 64:
@@ -200,25 +196,14 @@ class PrincipalSignals:
                 run.length = run.length + 1 if number > run.last else 1
                 run.last = number
                 run_length = run.length
-            size = next((values[k] for k in SIZE_KEYS if k in values), "")
-            at_max = size.isdigit() and int(size) >= (max_page_size or DEFAULT_MAX_PAGE_SIZE)
-            needed = t.paging_run_at_max if at_max else t.paging_run
+            needed = t.paging_run_at_max if seen.at_max else t.paging_run
             strength = run_length / needed if run_length > 1 else 0.0
             if self._raise("deep_paging", min(1.0, strength), detections) and run:
                 run.length = 1
-        self._searches.append(self._is_broad(values))
+        self._searches.append(seen.broad)
         strength = sum(self._searches) / t.broad_searches
         if self._raise("broad_search", min(1.0, strength), detections):
             self._searches.clear()
-
-    def _is_broad(self, values: Mapping[str, str]) -> bool:
-        name = next((values[k] for k in NAME_KEYS if k in values), None)
-        if name is None:
-            filters = [k for k in values if k not in PAGE_KEYS and k not in SIZE_KEYS]
-            return not filters
-        if WILDCARDS.intersection(name):
-            return True
-        return len(name.strip()) <= self._tuning.broad_name_length
 
     def _observe_volume(self, now: float, records: int, detections: list[Detection]) -> None:
         t = self._tuning

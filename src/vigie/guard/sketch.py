@@ -65,6 +65,10 @@ class DistinctCounter:
         self._cached = round(estimate)
         return self._cached
 
+    def contains(self, value: str) -> bool:
+        """Known to be counted; beyond the exact set membership is unknown (False)."""
+        return self._exact is not None and value in self._exact
+
     @property
     def exact(self) -> bool:
         return self._exact is not None

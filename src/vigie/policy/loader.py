@@ -50,7 +50,8 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 _TOP_KEYS = ("apiVersion", "client", "description", "mode", "routes", "limits",
              "client_limits", "issuer",
              "metadata")  # metadata: policy/metadata.py
-_ROUTE_KEYS = ("name", "methods", "path", "scopes", "query", "response", "request")
+_ROUTE_KEYS = ("name", "methods", "path", "scopes", "query", "response", "request",
+               "patient", "reserve")
 _QUERY_KEYS = ("allowed", "max")
 _RESPONSE_KEYS = ("records", "fields", "unlisted", "bind", "envelope")
 _ROUTE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -324,11 +325,31 @@ class _FileReader:
             if "response" in item else None
         request = parse_request_rule(item["request"], (*path, "request"), self.error) \
             if "request" in item else None
+        patient = self.patient(item, path, template[1] if template else ())
+        reserve = item.get("reserve")
+        if reserve is not None and (not isinstance(reserve, int) or isinstance(reserve, bool)
+                                    or reserve < 1):
+            self.error((*path, "reserve"), "must be a positive integer (the most records "
+                                           "one response can hold)")
         if len(self.errors) > before or name is None or template is None:
             return None
         return Route(name=name, methods=methods, path=item["path"], segments=template[0],
                      params=template[1], scopes=scopes, query=query, response=response,
-                     line=self.lines.line(path), request=request)
+                     line=self.lines.line(path), patient=patient, reserve=reserve,
+                     request=request)
+
+    def patient(self, item: dict[str, Any], path: yamlsrc.Path,
+                params: tuple[str, ...]) -> str | None:
+        if "patient" not in item:
+            return None
+        raw = item["patient"]
+        if raw is False:
+            return ""
+        if not isinstance(raw, str) or raw not in params:
+            self.error((*path, "patient"), "must name a path parameter of this route "
+                                           f"({', '.join(params) or 'none'}) or be false")
+            return None
+        return raw
 
     def methods(self, raw: Any, path: yamlsrc.Path) -> frozenset[str]:
         if not isinstance(raw, list) or not raw:

@@ -152,6 +152,10 @@ class Route:
     response: ResponseRule | None = None
     line: int = 0
     request: RequestRule | None = None
+    # The path parameter naming the patient (guard: distinct patients checked at
+    # admission). None: inferred (`id` on a single-record route); "": none.
+    patient: str | None = None
+    reserve: int | None = None  # records reserved at admission; None: derived by the guard
 
     @property
     def masks(self) -> bool:
