@@ -21,7 +21,7 @@ from support.drill import DrillStack
 from support.guard import ThrowawayRedis
 from support.incident import run_cli, until
 from support.prometheus import PrometheusServer
-from vigie.demo.attack import CLIENT, SCOPES, sequential
+from vigie.demo.attack import CLIENT, SCOPES, Target, sequential
 from vigie.demo.patients import DECOY_IDS
 from vigie.demo.runner import PATIENT
 
@@ -55,7 +55,7 @@ def test_alert_revoke_contain_and_notify(tmp_path: Path) -> None:
             first = httpx.get(f"{d.b.proxy_url}/patients/{PATIENT}", timeout=5,
                               headers={"Authorization": f"Bearer {stolen}"})
             assert first.status_code == 200, first.text
-            outcome = d.run(sequential(d.a, ATTACK_SECONDS))
+            outcome = d.run(sequential(Target(d.a, (d.a.proxy_url,), "redis"), ATTACK_SECONDS))
             received = {str(first.json()["id"]), *outcome.accounts[0].patients}
             assert len(received) > 1, outcome.as_dict()
             # The walk reaches a decoy record: quarantined at once, and the SOC is paged.

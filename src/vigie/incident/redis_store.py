@@ -13,9 +13,9 @@ moved; a change is confirmed only once Redis acknowledged the transaction.
 from __future__ import annotations
 
 import orjson
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from vigie.guard.connection import redis_client
 from vigie.incident.model import Containment, Revocation
 from vigie.incident.stores import Entries, StoreUnavailable, decode_entries
 
@@ -27,7 +27,7 @@ class RedisIncidentStore:
     persistent = True
 
     def __init__(self, url: str, *, prefix: str = "vigie:", timeout: float = 0.5) -> None:
-        self.redis = Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        self.redis = redis_client(url, timeout=timeout, max_connections=4)
         self.revocations_key = f"{prefix}{{incident}}:revocations"
         self.containments_key = f"{prefix}{{incident}}:containments"
         self.version_key = f"{prefix}{{incident}}:version"
