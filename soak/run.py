@@ -118,7 +118,8 @@ async def drive(stack: Stack, seconds: float, doctors: int) -> Result:
     samples: list[tuple[int, int]] = []
     until = time.monotonic() + seconds
     pause = max(2.0, seconds / 30)
-    async with Traffic(stack.replicas, stack.urls, issuer, PATIENTS) as traffic:
+    async with Traffic(stack.replicas, stack.urls, issuer, PATIENTS,
+                       stack.state / "leaks.jsonl") as traffic:
         await asyncio.gather(
             *(traffic.doctor(f"dr-{n}", until) for n in range(doctors)),
             traffic.research(until), traffic.extractor(until),

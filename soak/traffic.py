@@ -8,8 +8,10 @@ import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
+import orjson
 
 from soak.stack import Service
 from vigie.demo.issuer import DemoIssuer
@@ -54,8 +56,9 @@ class Tally:
 
 class Traffic:
     def __init__(self, replicas: list[Service], urls: dict[str, str], issuer: DemoIssuer,
-                 patient_count: int) -> None:
+                 patient_count: int, leak_file: Path | None = None) -> None:
         self.replicas, self.urls, self.issuer = replicas, urls, issuer
+        self.leak_file = leak_file
         self.tally = Tally()
         records = [patient(pid, DEFAULT_SEED) for pid in range(1, patient_count + 1)]
         self.nirs = frozenset(record["nir"] for record in records)
@@ -110,6 +113,12 @@ class Traffic:
         text = response.text
         if any(value in text for value in self.nirs) or nir.contains(text):
             self.tally.nir_leaks += 1
+            if self.leak_file is not None:  # synthetic patients: kept to reproduce the leak
+                with self.leak_file.open("ab") as out:
+                    out.write(orjson.dumps({"path": str(response.request.url),
+                                            "status": response.status_code,
+                                            "headers": dict(response.headers),
+                                            "body": text}) + b"\n")
 
     async def doctor(self, sub: str, until: float) -> None:
         rng = random.Random(sub)
