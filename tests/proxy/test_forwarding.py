@@ -197,3 +197,15 @@ def test_metrics_count_requests_by_route_not_path(harness: Harness, token: str) 
     assert "12345" not in text
     assert httpx.get(f"{harness.admin_url}/healthz").status_code == 200
     assert httpx.get(f"{harness.admin_url}/readyz").status_code == 200
+
+
+def test_a_generated_request_id_never_spells_a_nir(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Found by the soak (docs/reliability.md): this random id holds "602797025350695", a
+    # 15-digit run with a valid key, and reached a 429 body, the audit log and the logs.
+    from vigie import proxy
+    from vigie.minimize import nir
+
+    drawn = iter(["750a602797025350695f150e17e2c0d6", "0123abcdef4567890abcdef0123abcd"])
+    monkeypatch.setattr(proxy.secrets, "token_hex", lambda _: next(drawn))
+    assert nir.contains("750a602797025350695f150e17e2c0d6")
+    assert proxy._request_id([]) == "0123abcdef4567890abcdef0123abcd"
