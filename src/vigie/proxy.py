@@ -47,6 +47,7 @@ from vigie.request_body import (
     read_body,
 )
 from vigie.rewrite.rewriter import LinkRewriter, RequestLinks
+from vigie.sending import disconnected, raw_headers, send_whole
 from vigie.telemetry.metrics import Metrics
 from vigie.telemetry.tracing import Tracing
 from vigie.types import Receive, Scope, Send
@@ -175,7 +176,7 @@ class Proxy:
             except VigieError as exc:  # fail-closed audit: 503, the body never leaves
                 await self._refuse(send, exc, decision, None, grant, principal)
                 return
-            await _send_whole(send, outgoing, outgoing.body, decision.request_id)
+            await send_whole(send, outgoing, outgoing.body, decision.request_id)
         else:
             await self._stream(send, receive, outgoing, outgoing.body, decision, identity, grant,
                                principal)
@@ -267,7 +268,7 @@ class Proxy:
         body = orjson.dumps(problem)
         response = OutgoingResponse(status=exc.status, headers=list(exc.headers.items()),
                                     body=body, media_type="application/problem+json")
-        await _send_whole(send, response, body, decision.request_id)
+        await send_whole(send, response, body, decision.request_id)
 
     async def _record(self, decision: Decision, identity: Identity | None, grant: Grant | None,
                       principal: str | None) -> None:
@@ -281,12 +282,12 @@ class Proxy:
                       grant: Grant, principal: str) -> None:
         """Send a minimized stream; the last chunk is held until the audit line is written."""
         await send({"type": "http.response.start", "status": outgoing.status,
-                    "headers": _raw_headers(outgoing, decision.request_id, None)})
+                    "headers": raw_headers(outgoing, decision.request_id, None)})
         pending = b""
         completed = False
         # uvicorn drops sends to a client that left without telling: watch for it, so a
         # long export stops (and is audited as cut short) when its reader is gone.
-        gone = asyncio.get_running_loop().create_task(_disconnected(receive))
+        gone = asyncio.get_running_loop().create_task(disconnected(receive))
         try:
             async for chunk in body:
                 if gone.done():
@@ -390,29 +391,3 @@ def _header(headers: Headers, name: str) -> str | None:
         if key == name:
             return value
     return None
-
-
-async def _disconnected(receive: Receive) -> None:
-    """Returns when the client has gone (the request body was already read)."""
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
-def _raw_headers(response: OutgoingResponse, request_id: str,
-                 length: int | None) -> list[tuple[bytes, bytes]]:
-    raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers
-           if k not in ("content-length", "x-request-id", "transfer-encoding")
-           and not (response.media_type and k == "content-type")]
-    if response.media_type:
-        raw.append((b"content-type", response.media_type.encode("latin-1")))
-    if length is not None:
-        raw.append((b"content-length", str(length).encode()))
-    raw.append((b"x-request-id", request_id.encode()))
-    return raw
-
-
-async def _send_whole(send: Send, response: OutgoingResponse, body: bytes,
-                      request_id: str) -> None:
-    await send({"type": "http.response.start", "status": response.status,
-                "headers": _raw_headers(response, request_id, len(body))})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
