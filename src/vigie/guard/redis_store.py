@@ -15,8 +15,13 @@ share a Redis Cluster slot:
     <prefix>{<client>}:alert                  the client's coordinated-extraction alert
     <prefix>quarantines                       index hash for the admin list, TTL = longest
 
-Admissions and settlements of concurrent requests share pipelined round trips
-(`AdmitBatcher`). When Redis fails (timeout, refused, error) the request is decided by a
+Every script call takes the keys of one subject (one hash tag, hence one Cluster slot);
+the index is only ever written by plain commands, which a Cluster routes on their own.
+On one server (or a Sentinel master) admissions and settlements of concurrent requests
+share pipelined round trips (`AdmitBatcher`); on a Redis Cluster each call goes to the
+primary of its slot (`ClusterScripts`).
+
+When Redis fails (timeout, refused, error) the request is decided by a
 per-replica `MemoryStore`, which also caches every quarantine this replica learnt; the
 circuit breaker stops waiting on a dead Redis and probes it again later. A settlement
 that cannot reach Redis counts its facts in the fallback; its lease expires on its own.
@@ -35,10 +40,12 @@ from typing import Any
 
 import orjson
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError, RedisError
 
 from vigie.guard import lua
 from vigie.guard.breaker import CircuitBreaker
+from vigie.guard.cluster_scripts import ClusterScripts
 from vigie.guard.coalesce import AdmitBatcher
 from vigie.guard.connection import redis_client
 from vigie.guard.limits import Budget
@@ -58,14 +65,15 @@ _CHUNK = 500  # patients per script call: Lua unpack() has a stack limit
 class RedisStore:
     backend = "redis"
 
-    def __init__(self, client: Redis | str, *, prefix: str = "vigie:", timeout: float = 0.1,
+    def __init__(self, client: Redis | RedisCluster | str, *, prefix: str = "vigie:",
+                 timeout: float = 0.1,
                  metrics: Metrics | None = None, fallback: MemoryStore | None = None,
                  failure_threshold: int = 3, reset_seconds: float = 2.0,
                  flush_interval: float = 0.05, max_pending: int = 10_000,
                  max_connections: int = 16) -> None:
         if isinstance(client, str):
             client = redis_client(client, timeout=timeout, max_connections=max_connections)
-        self.redis = client
+        self.redis: Any = client  # Redis or RedisCluster: the commands used are common
         self.prefix = prefix
         self.timeout = timeout
         self.fallback = fallback or MemoryStore()
@@ -85,9 +93,15 @@ class RedisStore:
         self._flusher: asyncio.Task[None] | None = None
         self._closing = False
         # The hot path: concurrent admissions and settlements share a round trip.
-        self._batcher = AdmitBatcher(client.connection_pool, numkeys=7, timeout=timeout,
-                                     sha=lambda: self._sha["guard"],
-                                     reload=self._load_scripts)
+        self._batcher: AdmitBatcher | ClusterScripts
+        if isinstance(client, RedisCluster):
+            self._batcher = ClusterScripts(client, numkeys=7, sha=lambda: self._sha["guard"],
+                                           reload=self._load_scripts,
+                                           max_connections=max_connections)
+        else:
+            self._batcher = AdmitBatcher(client.connection_pool, numkeys=7, timeout=timeout,
+                                         sha=lambda: self._sha["guard"],
+                                         reload=self._load_scripts)
 
     def _health_changed(self, up: bool) -> None:
         if self._gauge is not None:
@@ -98,8 +112,8 @@ class RedisStore:
     async def start(self) -> None:
         try:
             async with asyncio.timeout(max(self.timeout, 1.0)):
-                await self._load_scripts()
                 await self._batcher.connect()
+                await self._load_scripts()
                 # Warm the pool so the first burst of requests finds open connections.
                 await asyncio.gather(*(self.redis.ping()
                                        for _ in range(min(8, self.max_connections))))
