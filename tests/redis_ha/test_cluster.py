@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+import redis
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -26,7 +27,9 @@ from support.guard_e2e import (
 )
 from support.harness import Harness, Keys
 from support.redis_ha import Cluster, cluster, servers, wait_until
-from vigie.guard.store import principal_tag
+from vigie.guard.limits import Budget
+from vigie.guard.redis_store import RedisStore
+from vigie.guard.store import Check, principal_tag
 
 PATIENTS, QUARANTINE, BUSY, TIGHT = "gp-patients", "gp-decoys", "gp-busy", "gp-tight"
 FAR_APART = [1000 + 7919 * n for n in range(40)]  # never a sequential walk
@@ -170,3 +173,30 @@ def test_losing_a_primary_during_traffic_costs_no_5xx_and_keeps_budgets(stack: S
     after = [a.get("/patients/2", tight).status_code for _ in range(4)]
     assert after in ([200, 200, 429, 429], [200, 200, 200, 429]), after
     assert replica.client().keys(f"vigie:{{{tag}}}:req")
+
+
+def test_concurrent_admissions_share_batches_across_nodes_and_survive_a_script_flush(
+        stack: Stack) -> None:
+    budget = Budget(request_interval_ms=60_000.0, request_tolerance_ms=60_000.0)  # burst 2
+    checks = [Check(principal_tag("gp-spread", f"psn-{n}"), budget,
+                    principal=("gp-spread", f"psn-{n}")) for n in range(30)]
+
+    async def scenario() -> None:
+        store = RedisStore(stack.redis.url(), timeout=1.0)
+        await store.start()
+        try:
+            nodes = {store.redis.get_node_from_key(f"vigie:{{{c.tag}}}:req").name
+                     for c in checks}
+            assert len(nodes) == 3  # the principals spread over every primary
+            verdicts = await asyncio.gather(*(store.admit([c]) for c in checks))
+            assert all(v.shared and v.remaining == 1 for [v] in verdicts), verdicts
+            assert store._batcher.batches < len(checks)  # coalesced, not one per request
+            for node in stack.redis.nodes:
+                with contextlib.suppress(redis.RedisError):
+                    node.client().script_flush()
+            verdicts = await asyncio.gather(*(store.admit([c]) for c in checks))
+            assert all(v.shared and v.remaining == 0 for [v] in verdicts), verdicts
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())

@@ -28,12 +28,30 @@ from redis.exceptions import ConnectionError, NoScriptError, ResponseError
 Command = tuple[str, ...]  # the keys then the arguments of one admission script call
 
 
-class _Waiter:
+class Waiter:
+    """One request's calls and the future its replies go to."""
+
     __slots__ = ("commands", "future")
 
     def __init__(self, commands: Sequence[Command], future: asyncio.Future[list[Any]]) -> None:
         self.commands = commands
         self.future = future
+
+
+def deliver(batch: Sequence[Waiter], replies: Sequence[Any]) -> None:
+    """Routes a batch's replies, in order, to its waiters: each gets its own replies, or the
+    first error among them; a waiter already done (cancelled, timed out) is skipped."""
+    start = 0
+    for waiter in batch:
+        end = start + len(waiter.commands)
+        mine, start = list(replies[start:end]), end
+        if waiter.future.done():
+            continue
+        error = next((reply for reply in mine if isinstance(reply, Exception)), None)
+        if error is not None:
+            waiter.future.set_exception(error)
+        else:
+            waiter.future.set_result(mine)
 
 
 def _bulk(value: bytes) -> bytes:
@@ -58,7 +76,7 @@ class AdmitBatcher:
         self._connections: list[AbstractConnection] = [
             pool.connection_class(**kwargs) for _ in range(max(1, connections))]
         self._free = list(self._connections)
-        self._queue: list[_Waiter] = []
+        self._queue: list[Waiter] = []
         self._starting = False  # a worker is created and has not taken the queue yet
         self._workers: set[asyncio.Task[None]] = set()
         self.batches = 0  # round trips made (tests and benchmarks read it)
@@ -79,7 +97,7 @@ class AdmitBatcher:
     async def run(self, commands: Sequence[Command]) -> list[Any]:
         """The script replies for `commands`, in order; raises what failed their batch."""
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Waiter(commands, future))
+        self._queue.append(Waiter(commands, future))
         if not self._starting and self._free:
             # The task first runs on the next loop iteration: everything submitted
             # until then joins its first batch.
@@ -92,7 +110,7 @@ class AdmitBatcher:
 
     async def _drain(self, connection: AbstractConnection) -> None:
         self._starting = False
-        batch: list[_Waiter] = []
+        batch: list[Waiter] = []
         try:
             while self._queue:
                 batch, self._queue = self._queue, []
@@ -111,7 +129,7 @@ class AdmitBatcher:
         finally:
             self._free.append(connection)
 
-    async def _execute(self, connection: AbstractConnection, batch: list[_Waiter]) -> None:
+    async def _execute(self, connection: AbstractConnection, batch: list[Waiter]) -> None:
         commands = [command for waiter in batch for command in waiter.commands]
         try:
             async with asyncio.timeout(self.timeout):
@@ -135,17 +153,7 @@ class AdmitBatcher:
                 if not waiter.future.done():
                     waiter.future.set_exception(exc)
             return
-        start = 0
-        for waiter in batch:
-            end = start + len(waiter.commands)
-            mine, start = replies[start:end], end
-            if waiter.future.done():  # its request was cancelled or timed out
-                continue
-            error = next((reply for reply in mine if isinstance(reply, Exception)), None)
-            if error is not None:
-                waiter.future.set_exception(error)
-            else:
-                waiter.future.set_result(mine)
+        deliver(batch, replies)
 
     async def _drop_idle_connections(self) -> None:
         """Redis went away: the idle connections (ours and the pool's, which reloads the

@@ -18,8 +18,8 @@ share a Redis Cluster slot:
 Every script call takes the keys of one subject (one hash tag, hence one Cluster slot);
 the index is only ever written by plain commands, which a Cluster routes on their own.
 On one server (or a Sentinel master) admissions and settlements of concurrent requests
-share pipelined round trips (`AdmitBatcher`); on a Redis Cluster each call goes to the
-primary of its slot (`ClusterScripts`).
+share pipelined round trips (`AdmitBatcher`); on a Redis Cluster they share one pipeline
+per primary node (`ClusterScripts`).
 
 When Redis fails (timeout, refused, error) the request is decided by a
 per-replica `MemoryStore`, which also caches every quarantine this replica learnt; the
@@ -95,9 +95,9 @@ class RedisStore:
         # The hot path: concurrent admissions and settlements share a round trip.
         self._batcher: AdmitBatcher | ClusterScripts
         if isinstance(client, RedisCluster):
-            self._batcher = ClusterScripts(client, numkeys=7, sha=lambda: self._sha["guard"],
-                                           reload=self._load_scripts,
-                                           max_connections=max_connections)
+            self._batcher = ClusterScripts(client, numkeys=7, timeout=timeout,
+                                           sha=lambda: self._sha["guard"],
+                                           reload=self._load_scripts)
         else:
             self._batcher = AdmitBatcher(client.connection_pool, numkeys=7, timeout=timeout,
                                          sha=lambda: self._sha["guard"],
