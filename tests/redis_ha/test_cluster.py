@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from support.guard_e2e import (
+    ADMIN_TOKEN,
     admin,
     answer_patients,
     guard_config,
@@ -124,6 +125,19 @@ def test_quarantines_are_shared_and_listed_by_either_instance(stack: Stack) -> N
     assert admin(b, "DELETE", f"/quarantine/{QUARANTINE}/{subject}").status_code == 204
     assert a.get("/patients/42", mallory).status_code == 200  # lifted everywhere
     assert listed() == []
+
+
+def test_a_containment_set_on_one_instance_reaches_the_other(stack: Stack) -> None:
+    a, b = stack.a, stack.b
+    token = stack.token(BUSY, "dr-contained")
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", "X-Vigie-Operator": "soc-alice"}
+    path = f"/incident/containments/{BUSY}"
+    answer = httpx.put(f"{a.admin_url}{path}", headers=headers, timeout=10,
+                       json={"mode": "deny", "reason": "INC-7 drill", "for": "1h"})
+    assert answer.status_code == 201, answer.text  # confirmed by the cluster
+    assert wait_for(lambda: b.get("/patients/5", token).status_code == 403)
+    assert httpx.delete(f"{b.admin_url}{path}", headers=headers, timeout=10).status_code == 204
+    assert wait_for(lambda: a.get("/patients/5", token).status_code == 200)
 
 
 def test_losing_a_primary_during_traffic_costs_no_5xx_and_keeps_budgets(stack: Stack) -> None:
