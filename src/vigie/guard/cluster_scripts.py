@@ -19,17 +19,16 @@ refresh its slot map before the next batch, which then reaches the promoted repl
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import ConnectionError, NoScriptError
+from redis.exceptions import NoScriptError
 
-from vigie.guard.coalesce import Command, Waiter, deliver
+from vigie.guard.batching import Coalescer, Command, Waiter, deliver
 
 
-class ClusterScripts:
+class ClusterScripts(Coalescer[int]):
     """The `AdmitBatcher` interface for a Cluster: `run` the calls, raise what failed."""
 
     def __init__(self, client: RedisCluster, *, numkeys: int, timeout: float,
@@ -40,56 +39,17 @@ class ClusterScripts:
         self._client = client
         self._sha = sha
         self._reload = reload
-        self._in_flight = in_flight
-        self._running = 0
-        self._queue: list[Waiter] = []
-        self._starting = False  # a worker is created and has not taken the queue yet
-        self._workers: set[asyncio.Task[None]] = set()
-        self.batches = 0  # batches sent (tests and benchmarks read it)
+        # The resources are mere slots: each batch takes a connection per node it touches.
+        super().__init__(range(max(1, in_flight)), "vigie-guard-cluster")
 
     async def connect(self) -> None:
         await self._client.initialize()
 
     async def close(self) -> None:
         """Stops the workers; the client is closed by its owner."""
-        for worker in list(self._workers):
-            worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker
+        await self._stop_workers()
 
-    async def run(self, commands: Sequence[Command]) -> list[Any]:
-        """The script replies for `commands`, in order; raises what failed their batch."""
-        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-        self._queue.append(Waiter(commands, future))
-        if not self._starting and self._running < self._in_flight:
-            self._starting = True
-            self._running += 1
-            worker = asyncio.create_task(self._drain(), name="vigie-guard-cluster")
-            self._workers.add(worker)
-            worker.add_done_callback(self._workers.discard)
-        return await future
-
-    async def _drain(self) -> None:
-        self._starting = False
-        batch: list[Waiter] = []
-        try:
-            while self._queue:
-                batch, self._queue = self._queue, []
-                batch = [waiter for waiter in batch if not waiter.future.done()]
-                if batch:
-                    await self._execute(batch)
-                batch = []
-        except BaseException as exc:
-            failure = exc if isinstance(exc, Exception) else ConnectionError("batch cancelled")
-            for waiter in (*batch, *self._queue):
-                if not waiter.future.done():
-                    waiter.future.set_exception(failure)
-            self._queue = []
-            raise
-        finally:
-            self._running -= 1
-
-    async def _execute(self, batch: list[Waiter]) -> None:
+    async def _execute(self, slot: int, batch: list[Waiter]) -> None:
         commands = [command for waiter in batch for command in waiter.commands]
         try:
             async with asyncio.timeout(self.timeout):

@@ -50,6 +50,7 @@ from vigie.guard.coalesce import AdmitBatcher
 from vigie.guard.connection import redis_client
 from vigie.guard.limits import Budget
 from vigie.guard.memory_store import MemoryStore
+from vigie.guard.quarantine_index import index_field, parse_index
 from vigie.guard.reservation import Settlement
 from vigie.guard.sketch import EXACT_LIMIT
 from vigie.guard.store import Check, Quarantine, Verdict, client_tag, principal_tag
@@ -58,7 +59,6 @@ from vigie.telemetry.metrics import Metrics
 log = logging.getLogger("vigie.guard.redis")
 
 _FAILURES = (RedisError, OSError, TimeoutError)
-_INDEX_FIELD_SEPARATOR = "\x1f"
 _CHUNK = 500  # patients per script call: Lua unpack() has a stack limit
 
 
@@ -334,7 +334,7 @@ class RedisStore:
             ttl_ms = max(1, math.ceil((q.until - time.time()) * 1000))
             value = orjson.dumps({"reason": q.reason, "mode": q.mode})
             pipe.set(self._key(_tag(q), "q"), value, px=ttl_ms)
-            pipe.hset(self._index, _field(q.client, q.subject),
+            pipe.hset(self._index, index_field(q.client, q.subject),
                       orjson.dumps({"until": q.until + self._offset, "reason": q.reason,
                                     "mode": q.mode}))
             pipe.pexpire(self._index, ttl_ms, nx=True)
@@ -350,7 +350,7 @@ class RedisStore:
             async with self._flush_lock, asyncio.timeout(max(self.timeout, 1.0)):
                 pipe = self.redis.pipeline(transaction=False)
                 pipe.delete(self._key(_tag(probe), "q"))
-                pipe.hdel(self._index, _field(client, subject))
+                pipe.hdel(self._index, index_field(client, subject))
                 deleted, unindexed = await pipe.execute()
         except _FAILURES:
             log.warning("quarantine lift could not reach redis; lifted on this replica only")
@@ -406,7 +406,7 @@ class RedisStore:
         try:
             async with asyncio.timeout(max(self.timeout, 1.0)):
                 raw = await self.redis.hgetall(self._index)
-                expired, shared = _parse_index(raw, time.time() + self._offset, self._offset)
+                expired, shared = parse_index(raw, time.time() + self._offset, self._offset)
                 if expired:
                     await self.redis.hdel(self._index, *expired)
             self.breaker.success()
@@ -431,24 +431,3 @@ def _text(value: Any) -> str:
 
 def _tag(q: Quarantine) -> str:
     return principal_tag(q.client, q.subject)
-
-
-def _field(client: str, subject: str) -> str:
-    return f"{client}{_INDEX_FIELD_SEPARATOR}{subject}"
-
-
-def _parse_index(raw: dict[Any, Any], now: float, offset: float
-                 ) -> tuple[list[Any], list[Quarantine]]:
-    expired: list[Any] = []
-    live: list[Quarantine] = []
-    for field, value in raw.items():
-        text = field.decode() if isinstance(field, bytes) else str(field)
-        client, _, subject = text.partition(_INDEX_FIELD_SEPARATOR)
-        meta = orjson.loads(value)
-        until = float(meta.get("until", 0))
-        if until <= now:
-            expired.append(field)
-            continue
-        live.append(Quarantine(client, subject, until - offset, str(meta.get("reason", "")),
-                               str(meta.get("mode", "enforce"))))
-    return expired, live
