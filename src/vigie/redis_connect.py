@@ -12,8 +12,9 @@ query, `?sentinel_password=...`, when it is).
 Sentinel: the pool asks the sentinels for the current master before each new connection
 and drops connections to a demoted master (`READONLY`), so a failover costs the requests
 of the failover window (decided by the guard's per-replica fallback), never an error.
-Cluster: redis-py's `RedisCluster` (slot map, MOVED/ASK); the guard's store needs its
-scripts and batching to be slot-aware before it can use one (`cluster_ready`).
+Cluster: redis-py's `RedisCluster` (slot map, MOVED/ASK, a map refresh after a connection
+error, so a failover costs the requests of its window, decided the same way); the guard's
+script calls each keep to one hash tag, hence one slot (`guard.cluster_scripts`).
 """
 
 from __future__ import annotations
@@ -33,9 +34,6 @@ STANDALONE_SCHEMES = ("redis", "rediss", "unix")
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 SCHEMES = STANDALONE_SCHEMES + SENTINEL_SCHEMES + CLUSTER_SCHEMES
-# The guard's store batches EVALSHAs on connections of one server and its admission
-# script spans two hash tags; until both are slot-aware a Cluster is refused at start-up.
-cluster_ready = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,12 +84,8 @@ class RedisTarget:
 
 
 def usable_by_guard(url: str) -> RedisTarget:
-    """The target of the `redis` setting if the guard can use it; ValueError otherwise."""
-    target = RedisTarget.parse(url)
-    if target.kind == "cluster" and not cluster_ready:
-        raise ValueError("Redis Cluster is not usable by the guard yet (its scripts span two "
-                         "hash slots): use redis+sentinel:// or one server")
-    return target
+    """The target of the `redis` setting (every kind is usable); ValueError otherwise."""
+    return RedisTarget.parse(url)
 
 
 def _node(text: str) -> tuple[str, int]:

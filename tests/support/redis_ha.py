@@ -146,16 +146,47 @@ class Cluster:
     def url(self) -> str:
         return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
 
+    def primary_of(self, key: str) -> Server:
+        """The node that serves `key` as primary, as a live node's slot map says now."""
+        for node in self.nodes:
+            if node.process.poll() is not None:
+                continue
+            with contextlib.suppress(redis.RedisError, OSError):
+                client = node.client()
+                slot = int(client.execute_command("CLUSTER", "KEYSLOT", key))
+                for start, end, primary, *_ in client.execute_command("CLUSTER", "SLOTS"):
+                    if int(start) <= slot <= int(end):
+                        return next(n for n in self.nodes if n.port == int(primary[1]))
+        raise AssertionError("no live node maps the key")
 
-def cluster(group: Servers, size: int = 3) -> Cluster:
+    def replica_of(self, primary: Server) -> Server:
+        for node in self.nodes:
+            if node is not primary and node.process.poll() is None:
+                with contextlib.suppress(redis.RedisError, OSError):
+                    info = node.client().info("replication")
+                    if info["role"] == "slave" and int(info["master_port"]) == primary.port:
+                        return node
+        raise AssertionError("the primary has no replica")
+
+
+def cluster(group: Servers, size: int = 3, replicas: int = 0,
+            node_timeout_ms: int = 2000) -> Cluster:
+    """`size` primaries, each with `replicas` replicas (a failover needs one)."""
     nodes = [group.start("cluster", config=(
-        "cluster-enabled yes\ncluster-config-file nodes.conf\ncluster-node-timeout 2000\n"))
-        for _ in range(size)]
+        "cluster-enabled yes\ncluster-config-file nodes.conf\n"
+        f"cluster-node-timeout {node_timeout_ms}\n"))
+        for _ in range(size * (1 + replicas))]
     cli = require_tool("redis-cli", "apt-get install redis-tools")
     created = subprocess.run(
         [cli, "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in nodes),
-         "--cluster-yes"], capture_output=True, text=True, timeout=60, check=False)
+         "--cluster-replicas", str(replicas), "--cluster-yes"],
+        capture_output=True, text=True, timeout=60, check=False)
     assert created.returncode == 0, created.stdout + created.stderr
     wait_until(lambda: all(n.client().cluster("info")["cluster_state"] == "ok" for n in nodes),
                what="cluster_state:ok")
+    if replicas:
+        wait_until(lambda: sum(n.client().info("replication")["role"] == "slave"
+                               and n.client().info("replication")["master_link_status"] == "up"
+                               for n in nodes) == size * replicas,
+                   what="the replicas to sync")
     return Cluster(nodes)

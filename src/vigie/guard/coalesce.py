@@ -18,29 +18,20 @@ those with its fallback. A request cancelled while waiting does not disturb the 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
 from redis.exceptions import ConnectionError, NoScriptError, ResponseError
 
-Command = tuple[str, ...]  # the keys then the arguments of one admission script call
-
-
-class _Waiter:
-    __slots__ = ("commands", "future")
-
-    def __init__(self, commands: Sequence[Command], future: asyncio.Future[list[Any]]) -> None:
-        self.commands = commands
-        self.future = future
+from vigie.guard.batching import Coalescer, Command, Waiter, deliver
 
 
 def _bulk(value: bytes) -> bytes:
     return b"$%d\r\n%s\r\n" % (len(value), value)
 
 
-class AdmitBatcher:
+class AdmitBatcher(Coalescer[AbstractConnection]):
     """Runs `EVALSHA <sha> <numkeys> *command` for many requests, one round trip per batch."""
 
     def __init__(self, pool: ConnectionPool, *, numkeys: int, timeout: float,
@@ -57,11 +48,7 @@ class AdmitBatcher:
         kwargs["socket_timeout"] = None
         self._connections: list[AbstractConnection] = [
             pool.connection_class(**kwargs) for _ in range(max(1, connections))]
-        self._free = list(self._connections)
-        self._queue: list[_Waiter] = []
-        self._starting = False  # a worker is created and has not taken the queue yet
-        self._workers: set[asyncio.Task[None]] = set()
-        self.batches = 0  # round trips made (tests and benchmarks read it)
+        super().__init__(self._connections, "vigie-guard-admit")
 
     async def connect(self) -> None:
         async with asyncio.timeout(max(self.timeout, 1.0)):
@@ -69,49 +56,11 @@ class AdmitBatcher:
                 await connection.connect()  # type: ignore[no-untyped-call]
 
     async def close(self) -> None:
-        for worker in list(self._workers):
-            worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker
+        await self._stop_workers()
         for connection in self._connections:
             await connection.disconnect(nowait=True)
 
-    async def run(self, commands: Sequence[Command]) -> list[Any]:
-        """The script replies for `commands`, in order; raises what failed their batch."""
-        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Waiter(commands, future))
-        if not self._starting and self._free:
-            # The task first runs on the next loop iteration: everything submitted
-            # until then joins its first batch.
-            self._starting = True
-            worker = asyncio.create_task(self._drain(self._free.pop()),
-                                         name="vigie-guard-admit")
-            self._workers.add(worker)
-            worker.add_done_callback(self._workers.discard)
-        return await future
-
-    async def _drain(self, connection: AbstractConnection) -> None:
-        self._starting = False
-        batch: list[_Waiter] = []
-        try:
-            while self._queue:
-                batch, self._queue = self._queue, []
-                batch = [waiter for waiter in batch if not waiter.future.done()]
-                if batch:
-                    await self._execute(connection, batch)
-                batch = []
-        except BaseException as exc:
-            # Cancelled (shutdown) or a bug: nobody may wait forever.
-            failure = exc if isinstance(exc, Exception) else ConnectionError("batch cancelled")
-            for waiter in (*batch, *self._queue):
-                if not waiter.future.done():
-                    waiter.future.set_exception(failure)
-            self._queue = []
-            raise
-        finally:
-            self._free.append(connection)
-
-    async def _execute(self, connection: AbstractConnection, batch: list[_Waiter]) -> None:
+    async def _execute(self, connection: AbstractConnection, batch: list[Waiter]) -> None:
         commands = [command for waiter in batch for command in waiter.commands]
         try:
             async with asyncio.timeout(self.timeout):
@@ -135,17 +84,7 @@ class AdmitBatcher:
                 if not waiter.future.done():
                     waiter.future.set_exception(exc)
             return
-        start = 0
-        for waiter in batch:
-            end = start + len(waiter.commands)
-            mine, start = replies[start:end], end
-            if waiter.future.done():  # its request was cancelled or timed out
-                continue
-            error = next((reply for reply in mine if isinstance(reply, Exception)), None)
-            if error is not None:
-                waiter.future.set_exception(error)
-            else:
-                waiter.future.set_result(mine)
+        deliver(batch, replies)
 
     async def _drop_idle_connections(self) -> None:
         """Redis went away: the idle connections (ours and the pool's, which reloads the

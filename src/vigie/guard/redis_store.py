@@ -15,8 +15,13 @@ share a Redis Cluster slot:
     <prefix>{<client>}:alert                  the client's coordinated-extraction alert
     <prefix>quarantines                       index hash for the admin list, TTL = longest
 
-Admissions and settlements of concurrent requests share pipelined round trips
-(`AdmitBatcher`). When Redis fails (timeout, refused, error) the request is decided by a
+Every script call takes the keys of one subject (one hash tag, hence one Cluster slot);
+the index is only ever written by plain commands, which a Cluster routes on their own.
+On one server (or a Sentinel master) admissions and settlements of concurrent requests
+share pipelined round trips (`AdmitBatcher`); on a Redis Cluster they share one pipeline
+per primary node (`ClusterScripts`).
+
+When Redis fails (timeout, refused, error) the request is decided by a
 per-replica `MemoryStore`, which also caches every quarantine this replica learnt; the
 circuit breaker stops waiting on a dead Redis and probes it again later. A settlement
 that cannot reach Redis counts its facts in the fallback; its lease expires on its own.
@@ -35,14 +40,17 @@ from typing import Any
 
 import orjson
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError, RedisError
 
 from vigie.guard import lua
 from vigie.guard.breaker import CircuitBreaker
+from vigie.guard.cluster_scripts import ClusterScripts
 from vigie.guard.coalesce import AdmitBatcher
 from vigie.guard.connection import redis_client
 from vigie.guard.limits import Budget
 from vigie.guard.memory_store import MemoryStore
+from vigie.guard.quarantine_index import index_field, parse_index
 from vigie.guard.reservation import Settlement
 from vigie.guard.sketch import EXACT_LIMIT
 from vigie.guard.store import Check, Quarantine, Verdict, client_tag, principal_tag
@@ -51,21 +59,21 @@ from vigie.telemetry.metrics import Metrics
 log = logging.getLogger("vigie.guard.redis")
 
 _FAILURES = (RedisError, OSError, TimeoutError)
-_INDEX_FIELD_SEPARATOR = "\x1f"
 _CHUNK = 500  # patients per script call: Lua unpack() has a stack limit
 
 
 class RedisStore:
     backend = "redis"
 
-    def __init__(self, client: Redis | str, *, prefix: str = "vigie:", timeout: float = 0.1,
+    def __init__(self, client: Redis | RedisCluster | str, *, prefix: str = "vigie:",
+                 timeout: float = 0.1,
                  metrics: Metrics | None = None, fallback: MemoryStore | None = None,
                  failure_threshold: int = 3, reset_seconds: float = 2.0,
                  flush_interval: float = 0.05, max_pending: int = 10_000,
                  max_connections: int = 16) -> None:
         if isinstance(client, str):
             client = redis_client(client, timeout=timeout, max_connections=max_connections)
-        self.redis = client
+        self.redis: Any = client  # Redis or RedisCluster: the commands used are common
         self.prefix = prefix
         self.timeout = timeout
         self.fallback = fallback or MemoryStore()
@@ -85,9 +93,15 @@ class RedisStore:
         self._flusher: asyncio.Task[None] | None = None
         self._closing = False
         # The hot path: concurrent admissions and settlements share a round trip.
-        self._batcher = AdmitBatcher(client.connection_pool, numkeys=7, timeout=timeout,
-                                     sha=lambda: self._sha["guard"],
-                                     reload=self._load_scripts)
+        self._batcher: AdmitBatcher | ClusterScripts
+        if isinstance(client, RedisCluster):
+            self._batcher = ClusterScripts(client, numkeys=7, timeout=timeout,
+                                           sha=lambda: self._sha["guard"],
+                                           reload=self._load_scripts)
+        else:
+            self._batcher = AdmitBatcher(client.connection_pool, numkeys=7, timeout=timeout,
+                                         sha=lambda: self._sha["guard"],
+                                         reload=self._load_scripts)
 
     def _health_changed(self, up: bool) -> None:
         if self._gauge is not None:
@@ -98,8 +112,8 @@ class RedisStore:
     async def start(self) -> None:
         try:
             async with asyncio.timeout(max(self.timeout, 1.0)):
-                await self._load_scripts()
                 await self._batcher.connect()
+                await self._load_scripts()
                 # Warm the pool so the first burst of requests finds open connections.
                 await asyncio.gather(*(self.redis.ping()
                                        for _ in range(min(8, self.max_connections))))
@@ -320,7 +334,7 @@ class RedisStore:
             ttl_ms = max(1, math.ceil((q.until - time.time()) * 1000))
             value = orjson.dumps({"reason": q.reason, "mode": q.mode})
             pipe.set(self._key(_tag(q), "q"), value, px=ttl_ms)
-            pipe.hset(self._index, _field(q.client, q.subject),
+            pipe.hset(self._index, index_field(q.client, q.subject),
                       orjson.dumps({"until": q.until + self._offset, "reason": q.reason,
                                     "mode": q.mode}))
             pipe.pexpire(self._index, ttl_ms, nx=True)
@@ -336,7 +350,7 @@ class RedisStore:
             async with self._flush_lock, asyncio.timeout(max(self.timeout, 1.0)):
                 pipe = self.redis.pipeline(transaction=False)
                 pipe.delete(self._key(_tag(probe), "q"))
-                pipe.hdel(self._index, _field(client, subject))
+                pipe.hdel(self._index, index_field(client, subject))
                 deleted, unindexed = await pipe.execute()
         except _FAILURES:
             log.warning("quarantine lift could not reach redis; lifted on this replica only")
@@ -392,7 +406,7 @@ class RedisStore:
         try:
             async with asyncio.timeout(max(self.timeout, 1.0)):
                 raw = await self.redis.hgetall(self._index)
-                expired, shared = _parse_index(raw, time.time() + self._offset, self._offset)
+                expired, shared = parse_index(raw, time.time() + self._offset, self._offset)
                 if expired:
                     await self.redis.hdel(self._index, *expired)
             self.breaker.success()
@@ -417,24 +431,3 @@ def _text(value: Any) -> str:
 
 def _tag(q: Quarantine) -> str:
     return principal_tag(q.client, q.subject)
-
-
-def _field(client: str, subject: str) -> str:
-    return f"{client}{_INDEX_FIELD_SEPARATOR}{subject}"
-
-
-def _parse_index(raw: dict[Any, Any], now: float, offset: float
-                 ) -> tuple[list[Any], list[Quarantine]]:
-    expired: list[Any] = []
-    live: list[Quarantine] = []
-    for field, value in raw.items():
-        text = field.decode() if isinstance(field, bytes) else str(field)
-        client, _, subject = text.partition(_INDEX_FIELD_SEPARATOR)
-        meta = orjson.loads(value)
-        until = float(meta.get("until", 0))
-        if until <= now:
-            expired.append(field)
-            continue
-        live.append(Quarantine(client, subject, until - offset, str(meta.get("reason", "")),
-                               str(meta.get("mode", "enforce"))))
-    return expired, live
