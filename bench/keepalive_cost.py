@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from support.pki import make_pki  # noqa: E402
+from support.upstream_pki import make_pki  # noqa: E402
 from vigie.config import Settings  # noqa: E402
 from vigie.upstream_client import NativeForwarder  # noqa: E402
 from vigie.upstream_options import UpstreamOptions, tls_context  # noqa: E402

@@ -36,7 +36,7 @@ from vigie.demo.patients import patient
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from support.pki import make_pki  # noqa: E402  - the test CA, one definition
+from support.upstream_pki import make_pki  # noqa: E402  - the test CA, one definition
 
 VENV_BIN = Path(sys.executable).parent
 POLICY = """\
