@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from support.soc import NIR_STYLES, Traffic, format_nir, leaks, synthetic_nir
 from vigie.context import Decision, Grant, Identity
 from vigie.learn import usage as usage_module
 from vigie.learn.shapes import field_paths, path_shape, query_shape, records_location
@@ -233,3 +234,28 @@ def test_the_scopes_every_token_carried_are_kept_if_they_read_as_names(tmp_path:
     shapes = {s["path"]: s for s in lines(path)[0]["shapes"]}
     assert shapes["/patients/{}"]["scopes"] == ["patient.read"]
     assert shapes["/other"]["scopes"] == ["patient/Patient.read"]
+
+
+def test_no_nir_name_or_token_reaches_the_usage_log(tmp_path: Path) -> None:
+    """Values where a careless recorder would copy them: NIRs in every format in paths,
+    query names and values, JSON keys, values and identifier systems; names and a token
+    in query values and bodies. (A name used as a path word is a known limit: the position
+    collapses to `{}` only after MAX_WORDS_PER_POSITION distinct words.)"""
+    rec, path = recorder(tmp_path)
+    token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJxIn0.c2ln"
+    traffic = Traffic(names={"Quennec", "Morvandiau"}, tokens={token})
+    for index, style in enumerate(NIR_STYLES):
+        value = format_nir(synthetic_nir(index), style)
+        compact = value.replace(" ", "").replace(".", "").replace("-", "")
+        see(rec, f"/patients/{value}", {
+            "id": 7, "nir": value, "last_name": "Quennec", compact: {"name": "Morvandiau"},
+            f"n{compact}": 1, "identifier": [
+                {"system": f"urn:oid:{value}", "value": value},
+                {"system": f"urn:oid:1.2.250.{compact}", "value": value},
+                {"system": f"https://ids.example/{compact}", "value": "x"}],
+        }, query=f"nir={value}&n{compact}=1&{value}=1&q=Quennec&access_token={token}")
+        see(rec, f"/letters/{compact}/nir{compact}", [{"text": f"Mme Morvandiau {value}"}])
+    rec.flush()
+    text = path.read_text(encoding="utf-8")
+    assert "patients" in text and "last_name" in text  # the shapes were written
+    assert leaks(text, traffic) == []
