@@ -36,6 +36,7 @@ from vigie.demo.patients import patient
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+from support.servers import free_port  # noqa: E402
 from support.upstream_pki import make_pki  # noqa: E402  - the test CA, one definition
 
 VENV_BIN = Path(sys.executable).parent
@@ -72,12 +73,6 @@ limits:
   enumeration: false
   concurrency: 100000
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_port(port: int, timeout: float = 20) -> None:

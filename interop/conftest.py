@@ -31,12 +31,11 @@ from interop_support import (  # noqa: E402 - the folder is not a package
     Config,
     Idp,
     VigieProcess,
-    free_port,
     wait_for,
     write_config,
 )
 from support.harness import ScriptedUpstream  # noqa: E402
-from support.servers import serve_in_thread  # noqa: E402
+from support.servers import free_port, serve_in_thread  # noqa: E402
 
 
 def _require(condition: bool, message: str) -> None:

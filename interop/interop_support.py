@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import httpx
 
 from support.authz import sample
-from support.servers import free_socket
+from support.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTALL_DIR = Path(os.environ.get("VIGIE_INTEROP_DIR", ROOT / "build" / "interop"))
@@ -36,13 +36,6 @@ def wait_for(condition: Callable[[], T | None], timeout: float, what: str) -> T:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.05)
-
-
-def free_port() -> int:
-    sock = free_socket()
-    port: int = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 class Idp:

@@ -20,10 +20,10 @@ from interop_support import (
     Config,
     Idp,
     VigieProcess,
-    free_port,
     wait_for,
 )
 from support.harness import ScriptedUpstream
+from support.servers import free_port
 
 PATIENT = "/patients/42"
 # A refresh runs at most REFRESH_SECONDS (x1.1 jitter) after the last one, and takes time.

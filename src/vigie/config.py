@@ -317,10 +317,8 @@ def _build(raw: dict[str, Any], r: _Reader) -> Settings:
     incident_raw = r.mapping(raw.get("incident"), ("incident",),
                              {"state_file", "max_token_lifetime_seconds"})
     state_file = incident_raw.get("state_file")
-    lifetime = r.typed(incident_raw.get("max_token_lifetime_seconds", 43200),
-                       ("incident", "max_token_lifetime_seconds"), int, "a number of seconds")
-    if lifetime <= 0:
-        raise r.error(("incident", "max_token_lifetime_seconds"), "must be positive")
+    lifetime = positive_value(r, incident_raw, ("incident", "max_token_lifetime_seconds"), int,
+                              43200)
     incident = IncidentSettings(
         state_file=None if state_file is None else r.path(state_file, ("incident", "state_file")),
         max_token_lifetime_seconds=lifetime)

@@ -27,10 +27,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from support.guard import REDIS_URL, ThrowawayRedis, free_port
+from support.guard import REDIS_URL, ThrowawayRedis
 from support.guard_e2e import answer_patients, metric, subject_of, wait_for
 from support.harness import AUDIENCE, ISSUER, Keys
-from support.servers import serve_in_thread
+from support.servers import free_port, serve_in_thread
 
 FAR_APART = [1000 + 7919 * n for n in range(40)]  # never a sequential walk
 

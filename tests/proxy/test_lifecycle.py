@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from support.harness import AUDIENCE, ISSUER, Keys, ScriptedUpstream
-from support.servers import free_socket, serve_in_thread
+from support.servers import free_port, serve_in_thread
 
 VIGIE = [sys.executable, "-m", "vigie"]
 POLICY = """\
@@ -30,13 +30,6 @@ routes:
     methods: [GET]
     path: /slow
 """
-
-
-def _port() -> int:
-    sock = free_socket()
-    port = int(sock.getsockname()[1])
-    sock.close()
-    return port
 
 
 def _config(tmp: Path, upstream: str, keys: Keys, port: int, admin: int, extra: str = "") -> Path:
@@ -85,7 +78,7 @@ def test_sigterm_finishes_in_flight_requests_then_exits_0(tmp_path: Path) -> Non
             await asyncio.sleep(0.01)
         return Response(b"finally", media_type="text/plain")
     upstream.handler = held
-    port, admin = _port(), _port()
+    port, admin = free_port(), free_port()
     with serve_in_thread(upstream.app()) as upstream_url:
         config = _config(tmp_path, upstream_url, keys, port, admin)
         proc = subprocess.Popen([*VIGIE, "serve", "--config", str(config)],

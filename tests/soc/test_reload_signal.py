@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,13 +14,8 @@ import httpx
 import orjson
 
 from support.harness import AUDIENCE, ISSUER, Keys
+from support.servers import free_port
 from support.soc import SOC_POLICY, value
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_sighup_reload_failure_keeps_the_old_policies(tmp_path: Path, keys: Keys) -> None:

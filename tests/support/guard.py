@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 import uuid
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from support.servers import free_port
 from vigie.config import GuardSettings, Settings
 from vigie.context import Decision, Grant, Identity
 from vigie.guard import Guard, GuardStore, GuardTuning, MemoryStore, RedisStore, SecurityEvents
@@ -172,12 +172,6 @@ def redis_store(prefix: str, metrics: Metrics | None = None, url: str = REDIS_UR
                 **options: float) -> RedisStore:
     return RedisStore(url, prefix=prefix, metrics=metrics, fallback=MemoryStore(),
                       **options)  # type: ignore[arg-type]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class ThrowawayRedis:

@@ -17,16 +17,9 @@ from pathlib import Path
 import redis
 
 from support.deploy import require_tool
-from support.servers import free_socket
+from support.servers import free_port
 
 START_TIMEOUT = 15.0
-
-
-def _port() -> int:
-    sock = free_socket()
-    port = int(sock.getsockname()[1])
-    sock.close()
-    return port
 
 
 def wait_until(check: Callable[[], object], timeout: float = START_TIMEOUT,
@@ -75,7 +68,7 @@ class Servers:
 
     def start(self, name: str, *args: str, config: str = "") -> Server:
         binary = require_tool("redis-server", "apt-get install redis-server")
-        port = _port()
+        port = free_port()
         folder = self.root / f"{name}-{port}"
         folder.mkdir(parents=True)
         conf = folder / "redis.conf"

@@ -30,6 +30,13 @@ def free_socket(host: str = "127.0.0.1") -> socket.socket:
     return sock
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free now on `host`, for a child process to bind (it may race; retry there)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
 @contextlib.contextmanager
 def serve_in_thread(app: Any, *, host: str = "127.0.0.1", **config: Any) -> Iterator[str]:
     """Yield the base URL (http://127.0.0.1:PORT) while `app` is served."""

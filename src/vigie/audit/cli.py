@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from vigie.argparsing import Parser, UsageError
+from vigie.argparsing import Parser, UsageError, cannot_run
 from vigie.audit.exposed import exposed, exposed_fields, timestamp_bound
 from vigie.audit.line import GENESIS, is_hash
 from vigie.audit.notification import write_exposed
@@ -31,12 +31,8 @@ def main_verify(argv: list[str]) -> int:
             if value is not None and not is_hash(value):
                 raise UsageError(f"vigie audit verify: {name} must be 64 lowercase hex digits")
         result = verify(args.files, start=start, head=args.head)
-    except UsageError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"{exc.filename}: cannot read: {exc.strerror}", file=sys.stderr)
-        return 2
+    except (UsageError, OSError) as exc:
+        return cannot_run(exc)
     if not result.ok:
         print(result.describe())
         return 1
@@ -81,12 +77,8 @@ def main_exposed(argv: list[str]) -> int:
         if progress is not None:
             sys.stderr.write("\n")
         count = write_exposed(sys.stdout, rows, args.format)
-    except UsageError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"{exc.filename}: cannot read: {exc.strerror}", file=sys.stderr)
-        return 2
+    except (UsageError, OSError) as exc:
+        return cannot_run(exc)
     noun = "patient" if count == 1 else "patients"
     if args.format == "text":
         print(f"{count} {noun}")

@@ -10,7 +10,7 @@ import sys
 
 import orjson
 
-from vigie.argparsing import Parser, UsageError
+from vigie.argparsing import Parser, UsageError, cannot_run
 from vigie.audit.cli import window_bounds
 from vigie.incident.timeline import render, timeline
 
@@ -32,12 +32,8 @@ def main_incident(argv: list[str]) -> int:
         bounds = window_bounds("vigie incident timeline", args.since, args.until)
         found = timeline(args.principal, args.audit, args.events, bounds.get("since"),
                          bounds.get("until"))
-    except UsageError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"{exc.filename}: cannot read: {exc.strerror}", file=sys.stderr)
-        return 2
+    except (UsageError, OSError) as exc:
+        return cannot_run(exc)
     if args.format == "json":
         sys.stdout.write(orjson.dumps(found.as_json()).decode() + "\n")
     else:
