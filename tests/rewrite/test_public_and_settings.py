@@ -88,3 +88,17 @@ def test_a_malformed_smart_scope_is_a_policy_error(tmp_path: Path) -> None:
                                      "    scopes: [patient/Patient.rsx, patient.read]\n")
     errors = check_policies(tmp_path)
     assert len(errors) == 1 and "a.yaml:6:" in errors[0] and "SMART" in errors[0]
+
+
+def test_links_built_once_per_public_base_and_bounded() -> None:
+    from vigie.rewrite import rewriter
+    from vigie.rewrite.settings import LinkSettings
+
+    links = rewriter.LinkRewriter("http://10.0.0.5:8080/api", LinkSettings(), 1 << 20)
+    first = links.for_request(scope(), [("host", "care.example")])
+    assert links.for_request(scope(), [("host", "care.example")]) is first
+    other = links.for_request(scope(), [("host", "other.example")])
+    assert other.public == "http://other.example" and first.public == "http://care.example"
+    for n in range(rewriter._MAX_BUILT + 10):  # a client choosing Host cannot grow it
+        links.for_request(scope(), [("host", f"h{n}.example")])
+    assert len(links._built) <= rewriter._MAX_BUILT

@@ -11,6 +11,8 @@ from vigie.rewrite.settings import LinkSettings
 from vigie.rewrite.urls import Links, UpstreamUrls
 from vigie.types import Scope
 
+_MAX_BUILT = 256
+
 
 @dataclass(frozen=True, slots=True)
 class RequestLinks:
@@ -32,11 +34,20 @@ class LinkRewriter:
         self._fixed: RequestLinks | None = None
         if settings.public_url:  # the same for every request: built once
             self._fixed = self._build(self._public.base({}, []))
+        # Derived per request, but nearly every request names the same few bases: each is
+        # built once (bounded: the Host header is the client's to choose).
+        self._built: dict[str, RequestLinks] = {}
 
     def for_request(self, scope: Scope, headers: Headers) -> RequestLinks:
         if self._fixed is not None:
             return self._fixed
-        return self._build(self._public.base(scope, headers))
+        public = self._public.base(scope, headers)
+        links = self._built.get(public)
+        if links is None:
+            if len(self._built) >= _MAX_BUILT:
+                self._built.clear()
+            links = self._built[public] = self._build(public)
+        return links
 
     def _build(self, public: str) -> RequestLinks:
         return RequestLinks(public, self._public.upstream_headers(public),
