@@ -63,6 +63,7 @@ def test_a_credential_reset_cut_off_spares_tokens_issued_after_it(stacks) -> Non
     assert s.h.get("/patients/1", token=_without_iat(s)).status_code == 401  # cannot prove
     # all three refused as revoked (a token without iat is covered: it cannot prove its age)
     assert metric(s.h, "vigie_auth_failures_total", reason="revoked") == 3
+    assert metric(s.h, "vigie_revocations_active", kind="client") == 1
 
 
 def test_a_jti_revocation_refuses_that_token_only_and_lifting_restores_it(stacks) -> None:
@@ -74,10 +75,12 @@ def test_a_jti_revocation_refuses_that_token_only_and_lifting_restores_it(stacks
     ident = answer.json()["revocation"]["id"]
     assert s.get("/patients/1", jti="tok-1").status_code == 401
     assert s.get("/patients/1", jti="tok-2").status_code == 200
+    assert metric(s.h, "vigie_revocations_active", kind="jti") == 1
     listed = s.api("GET", "/incident/revocations").json()["revocations"]
     assert [r["id"] for r in listed] == [ident]
     assert s.api("DELETE", f"/incident/revocations/{ident}").status_code == 204
     assert s.get("/patients/1", jti="tok-1").status_code == 200
+    assert metric(s.h, "vigie_revocations_active", kind="jti") == 0  # lifted: no longer counted
     again = s.api("DELETE", f"/incident/revocations/{ident}")
     assert again.status_code == 404 and "no revocation in force" in again.json()["detail"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import re
 import time
 from pathlib import Path
@@ -109,6 +110,35 @@ def test_every_contract_metric_after_representative_traffic(soc: Harness) -> Non
     for name in ("process_cpu_seconds_total", "process_resident_memory_bytes",
                  "process_open_fds", "python_info", "python_gc_objects_collected_total"):
         assert any(s.name == name for s in series), name
+
+
+# Contract section 6, the 0.2 additions: family (as parsed) -> (type, label names), and the
+# `reason` vocabulary of the discarded-connections counter, spelled out here (not imported
+# from the code) so that a renamed or dropped name fails.
+CONTRACT_0_2 = {
+    "vigie_build_info": ("gauge", {"version", "revision", "python"}),
+    "vigie_upstream_connections_discarded": ("counter", {"reason"}),
+    "vigie_upstream_pool_timeouts": ("counter", set()),
+    "vigie_upstream_share_refusals": ("counter", set()),
+    "vigie_incident_unconfirmed": ("gauge", set()),
+}
+DISCARD_VOCABULARY = {"idle_bytes", "extra_bytes", "malformed", "incomplete", "timeout",
+                      "request_id_mismatch", "interim_upgrade"}
+
+
+def test_the_0_2_metrics_keep_their_contract_names_types_and_labels(soc: Harness) -> None:
+    text = soc.metrics_text()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    for name, (kind, labels) in CONTRACT_0_2.items():
+        family = families.get(name)
+        assert family is not None and family.type == kind, name
+        samples = [s for s in family.samples if not s.name.endswith("_created")]
+        assert samples, f"{name} has no series before the first event"
+        for sample in samples:
+            assert set(sample.labels) == labels, (name, sample.labels)
+    assert value(text, "vigie_build_info", python=platform.python_version()) == 1
+    reasons = label_values(text, "vigie_upstream_connections_discarded_total")
+    assert reasons == {"reason": DISCARD_VOCABULARY}
 
 
 def test_label_values_stay_bounded_whatever_the_traffic(soc: Harness) -> None:
