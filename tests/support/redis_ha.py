@@ -20,6 +20,7 @@ from support.deploy import require_tool
 from support.servers import free_port
 
 START_TIMEOUT = 15.0
+_HIGHEST_CLUSTER_PORT = 65535 - 10000  # above it the cluster bus port does not exist
 
 
 def wait_until(check: Callable[[], object], timeout: float = START_TIMEOUT,
@@ -69,6 +70,8 @@ class Servers:
     def start(self, name: str, *args: str, config: str = "") -> Server:
         binary = require_tool("redis-server", "apt-get install redis-server")
         port = free_port()
+        while port > _HIGHEST_CLUSTER_PORT:  # a cluster node also listens on port + 10000
+            port = free_port()
         folder = self.root / f"{name}-{port}"
         folder.mkdir(parents=True)
         conf = folder / "redis.conf"
