@@ -221,3 +221,20 @@ def test_a_closed_stdout_is_a_failure_not_a_crash(monkeypatch: pytest.MonkeyPatc
     with pytest.raises(AuditUnavailable):
         log.record(make_decision(), "psn-abc")
     assert failures(metrics) == 1
+
+
+def test_rotations_are_named_in_order_across_a_second(tmp_path: Path, open_log: OpenLog,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # The clock is read once per name: a second and its microseconds from two readings
+    # named the rotation at 12:00:00.999999 + 2 µs "...T120000.000001Z", before the earlier
+    # ones, and the rotated set no longer verified.
+    import vigie.audit.log as audit_log
+
+    clock = iter([1_796_000_000.999_999 + n * 0.000_001 for n in range(1000)])
+    monkeypatch.setattr(audit_log.time, "time", lambda: next(clock))
+    path = tmp_path / "audit.log"
+    log = open_log(path, rotate_bytes=600)
+    write_many(log, 6, BASE_TIME)
+    files = [*rotated_files(path), path]
+    assert len(files) > 2
+    assert verify(files, start=GENESIS, head=log.head).ok

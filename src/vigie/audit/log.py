@@ -194,8 +194,12 @@ class AuditLog:
 
     def _rename_current(self) -> None:
         assert self._path is not None  # noqa: S101
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        base = f"{self._path}.{stamp}.{int(time.time() * 1e6) % 1_000_000:06d}Z"
+        # One clock reading for the second and the microseconds: two readings straddling a
+        # second named a later rotation before an earlier one, and `verify` read them out
+        # of order (the rotated set is ordered by name).
+        now = time.time()
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now))
+        base = f"{self._path}.{stamp}.{int(now * 1e6) % 1_000_000:06d}Z"
         target, n = Path(base), 0
         while target.exists():
             n += 1
