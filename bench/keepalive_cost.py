@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from support.upstream_pki import make_pki  # noqa: E402
 from vigie.config import Settings  # noqa: E402
-from vigie.upstream_client import NativeForwarder  # noqa: E402
-from vigie.upstream_options import UpstreamOptions, tls_context  # noqa: E402
+from vigie.upstream.client import NativeForwarder  # noqa: E402
+from vigie.upstream.options import UpstreamOptions, tls_context  # noqa: E402
 
 BODY = b"x" * 1024
 ANSWER = b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%b" % (len(BODY), BODY)

@@ -27,7 +27,6 @@ from vigie.guard import Guard
 from vigie.incident.registry import Incidents
 from vigie.incident.wiring import build_incidents
 from vigie.learn.usage import NoUsage, UsageRecorder, UsageSink
-from vigie.library_clients import AiohttpForwarder, HttpxForwarder
 from vigie.minimize import Minimizer
 from vigie.policy.issuers import check_policy_issuers
 from vigie.policy.model import Action, PolicySet
@@ -38,9 +37,10 @@ from vigie.request_body import BodyLimits
 from vigie.rewrite.rewriter import LinkRewriter
 from vigie.telemetry.metrics import Metrics
 from vigie.telemetry.tracing import Tracing
-from vigie.upstream_client import NativeForwarder
-from vigie.upstream_options import DISCARD_REASONS, UpstreamOptions
-from vigie.upstream_share import PrincipalShare
+from vigie.upstream.client import NativeForwarder
+from vigie.upstream.libraries import AiohttpForwarder, HttpxForwarder
+from vigie.upstream.options import DISCARD_REASONS, UpstreamOptions
+from vigie.upstream.share import PrincipalShare
 
 log = logging.getLogger("vigie")
 
@@ -152,9 +152,9 @@ def _usage(settings: Settings, audit: AuditLog) -> UsageSink:
 
 
 def _forwarder(settings: Settings, metrics: Metrics) -> Forwarder:
-    """`upstream_client`: the native client (upstream_client.py, http:// and https://) by
+    """`upstream_client`: the native client (upstream/client.py, http:// and https://) by
     default; aiohttp or httpx on request, with one connection per exchange
-    (library_clients.py). Each principal gets at most its share of the pool."""
+    (upstream/libraries.py). Each principal gets at most its share of the pool."""
     discarded = metrics.upstream_discarded
     for reason in DISCARD_REASONS:  # at zero from the start, so increase() sees the first
         metrics.child(discarded, reason)

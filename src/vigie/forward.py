@@ -2,9 +2,9 @@
 
 `Forwarder` is the seam; `request_headers`/`response_headers` decide which headers
 cross it. Three clients implement it, chosen by `upstream_client`: the native
-HTTP/1.1 client (`upstream_client.py`, the default: measured 1.5x aiohttp and 3x
+HTTP/1.1 client (`upstream/client.py`, the default: measured 1.5x aiohttp and 3x
 httpx, see docs/performance.md), `AiohttpForwarder` and `HttpxForwarder`
-(`library_clients.py`). The request body crosses whole (`bytes`, already read
+(`upstream/libraries.py`). The request body crosses whole (`bytes`, already read
 and bounded by the proxy) and every client frames it itself: the caller's
 Content-Length and Transfer-Encoding never reach the upstream. Low-level errors
 are translated at the clients' boundary: unreachable or reset → UpstreamError

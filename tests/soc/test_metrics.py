@@ -26,7 +26,7 @@ from support.soc import (
 )
 from vigie.guard.signals import SIGNALS
 from vigie.telemetry.metrics import DETECTION_SIGNALS
-from vigie.upstream_options import DISCARD_REASONS
+from vigie.upstream.options import DISCARD_REASONS
 
 # Contract section 6: metric (as scraped) -> its label names, exactly.
 CONTRACT = {

@@ -10,7 +10,7 @@ import pytest
 
 from support.upstream_client import RawServer, keep_answering, ok, raw_server
 from vigie.errors import UpstreamError, UpstreamTimeout
-from vigie.upstream_client import NativeForwarder
+from vigie.upstream.client import NativeForwarder
 
 Reader = asyncio.StreamReader
 Writer = asyncio.StreamWriter

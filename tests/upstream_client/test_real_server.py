@@ -14,8 +14,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from support.servers import serve_in_thread
-from vigie.upstream_client import NativeForwarder
-from vigie.upstream_connection import HIGH_WATER
+from vigie.upstream.client import NativeForwarder
+from vigie.upstream.connection import HIGH_WATER
 
 BIG_CHUNK = bytes(range(256)) * 256  # 64 KiB
 BIG_COUNT = 320  # 20 MiB

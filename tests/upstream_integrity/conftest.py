@@ -13,9 +13,9 @@ from support.legacy_patients import LegacyServer, legacy_server
 from support.upstream_pki import Pki, make_pki
 from vigie.config import Settings
 from vigie.forward import Forwarder
-from vigie.library_clients import AiohttpForwarder, HttpxForwarder
-from vigie.upstream_client import NativeForwarder
-from vigie.upstream_options import UpstreamOptions, tls_context
+from vigie.upstream.client import NativeForwarder
+from vigie.upstream.libraries import AiohttpForwarder, HttpxForwarder
+from vigie.upstream.options import UpstreamOptions, tls_context
 
 CLIENTS = ("native", "aiohttp", "httpx")
 POLICY = """\

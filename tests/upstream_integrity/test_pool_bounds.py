@@ -10,9 +10,9 @@ from support.upstream_client import RawServer, ok, raw_server
 from upstream_integrity.conftest import CLIENTS, client_for
 from vigie.errors import Throttled, UpstreamTimeout
 from vigie.messages import Headers, UpstreamResponse
-from vigie.upstream_client import NativeForwarder
-from vigie.upstream_options import UpstreamOptions
-from vigie.upstream_share import PrincipalShare
+from vigie.upstream.client import NativeForwarder
+from vigie.upstream.options import UpstreamOptions
+from vigie.upstream.share import PrincipalShare
 
 Reader = asyncio.StreamReader
 Writer = asyncio.StreamWriter

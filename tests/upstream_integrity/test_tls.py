@@ -15,9 +15,9 @@ from upstream_integrity.test_stray_responses import ask
 from vigie.config import Settings
 from vigie.errors import ConfigError
 from vigie.forward import Forwarder
-from vigie.library_clients import AiohttpForwarder, HttpxForwarder
-from vigie.upstream_client import NativeForwarder
-from vigie.upstream_options import UpstreamOptions, tls_context
+from vigie.upstream.client import NativeForwarder
+from vigie.upstream.libraries import AiohttpForwarder, HttpxForwarder
+from vigie.upstream.options import UpstreamOptions, tls_context
 
 
 def with_ca(kind: str, url: str, ca: Path) -> Forwarder:

@@ -18,7 +18,7 @@ Integrity: the request is framed by Vigie (Content-Length of the buffered body,
 never the caller's framing); with `echoes_request_id` a response that does not
 carry the request's X-Request-ID is refused (502) and its connection discarded;
 with `keepalive` off every exchange has its own connection. https:// upstreams
-use `ssl_context` (verification, hostname, TLS 1.2+, see upstream_options.py).
+use `ssl_context` (verification, hostname, TLS 1.2+, see options.py).
 Only the configured scheme, host and port are ever contacted; the request path
 is appended to the configured base path.
 """
@@ -33,8 +33,8 @@ from dataclasses import replace
 from vigie.errors import UpstreamError, UpstreamTimeout
 from vigie.forward import UpstreamTarget, echoed_request_id, response_headers
 from vigie.messages import Headers, UpstreamResponse
-from vigie.upstream_connection import TOO_SLOW, UNAVAILABLE, Connection, StaleConnection
-from vigie.upstream_options import UpstreamOptions
+from vigie.upstream.connection import TOO_SLOW, UNAVAILABLE, Connection, StaleConnection
+from vigie.upstream.options import UpstreamOptions
 
 IDLE_EXPIRY_SECONDS = 30.0
 # RFC 9110 §9.2.2: resent only if a second copy cannot do what the first did

@@ -28,7 +28,7 @@ from httpx_aiohttp import AiohttpTransport
 from vigie.errors import UpstreamError, UpstreamTimeout
 from vigie.forward import UpstreamTarget, echoed_request_id, response_headers
 from vigie.messages import Headers, UpstreamResponse
-from vigie.upstream_options import UpstreamOptions
+from vigie.upstream.options import UpstreamOptions
 
 UNAVAILABLE = "the upstream service is unavailable"
 TOO_SLOW = "the upstream service did not answer in time"
