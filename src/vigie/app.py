@@ -148,7 +148,8 @@ def _token(settings: Settings, what: str, key: str,
 def _usage(settings: Settings, audit: AuditLog) -> UsageSink:
     """The report-only usage log when `audit.usage_path` is set (learn/usage.py)."""
     path = settings.audit.usage_path
-    return NoUsage() if path is None else UsageRecorder(path, lambda: audit.head)
+    return NoUsage() if path is None else UsageRecorder(
+        path, lambda: audit.head, min_principals=settings.audit.usage_min_principals)
 
 
 def _forwarder(settings: Settings, metrics: Metrics) -> Forwarder:

@@ -65,6 +65,7 @@ class AuditSettings:
     on_failure: str = "closed"  # closed: 503 when the audit line cannot be written; open: alert
     rotate_bytes: int = 0  # 0: never rotate
     usage_path: str | None = None  # report-only usage log (learn/usage.py); None: off
+    usage_min_principals: int = 3  # distinct principals before a word is written (words.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,7 +285,8 @@ def _build(raw: dict[str, Any], r: _Reader) -> Settings:
         r.convert(redis_url, ("redis",), redis_connect.usable_by_guard)
     key_file = raw.get("pseudonym_key_file")
     audit_raw = r.mapping(raw.get("audit"), ("audit",), {"path", "on_failure", "rotate_bytes",
-                                                            "usage_path"})
+                                                            "usage_path",
+                                                            "usage_min_principals"})
     audit_path = r.typed(audit_raw.get("path", "-"), ("audit", "path"), str, "a path or '-'")
     on_failure = r.typed(audit_raw.get("on_failure", "closed"), ("audit", "on_failure"), str,
                          "closed or open")
@@ -297,7 +299,12 @@ def _build(raw: dict[str, Any], r: _Reader) -> Settings:
                              "a number of bytes"),
         usage_path=None if audit_raw.get("usage_path") is None else str(
             r.path(audit_raw["usage_path"], ("audit", "usage_path"))),
+        usage_min_principals=r.typed(audit_raw.get("usage_min_principals", 3),
+                                     ("audit", "usage_min_principals"), int,
+                                     "a number of principals"),
     )
+    if audit.usage_min_principals < 1:
+        raise r.error(("audit", "usage_min_principals"), "must be 1 or more")
     limits = parse_limits(raw.get("limits"), ("limits",), r.error).inherit(DEFAULT_LIMITS)
     guard_raw = r.mapping(raw.get("guard"), ("guard",),
                           {"quarantine_minutes", "decoy_ids", "events_path"})

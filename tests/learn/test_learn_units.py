@@ -109,3 +109,18 @@ def test_generated_tests_cover_served_refused_and_least_forms() -> None:
     assert '"1985"' in served["expect"]["contains"]
     assert '"psn-' in served["expect"]["contains"]
     assert tests["cases"][3]["request"]["path"] == "/fhir/Patient?_count=21"
+
+
+def test_words_withheld_from_the_usage_log_are_not_allowed_and_said() -> None:
+    """`{}` in a query name or a field (a possible name, usage.py): neither allowed nor kept."""
+    evidence = Evidence("lab", client_lines=1, first="a", last="b")
+    evidence.routes["unmatched"] = RouteUse({"GET"}, 2, 2)
+    evidence.shapes[("GET", "/patients/by-name/{}")] = ShapeUse(
+        "GET", "/patients/by-name/{}", "unmatched", 2, {"page_size", "{}"}, {"page_size": 5},
+        "$", "json", {"id", "{}", "by_name.{}"})
+    result = suggest(evidence, None, None)
+    (route,) = result.policy["routes"]
+    assert route["path"] == "/patients/by-name/{id}"
+    assert route["query"] == {"allowed": ["page_size"], "max": {"page_size": 5}}
+    assert list(route["response"]["fields"]) == ["id"]
+    assert any("withheld as possible names" in note for note in result.notes)

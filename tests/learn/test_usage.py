@@ -44,13 +44,13 @@ def recorder(tmp_path: Path, clock: Clock | None = None) -> tuple[UsageRecorder,
 def see(rec: UsageRecorder, path: str, body: Any = None, *, query: str = "",
         mode: Mode = Mode.REPORT_ONLY, client: str = "pilot", method: str = "GET",
         headers: list[tuple[str, str]] | None = None, raw: bytes | None = None,
-        scopes: tuple[str, ...] = ("patient.read",)) -> None:
+        scopes: tuple[str, ...] = ("patient.read",), subject: str = "s") -> None:
     route = Route(name=UNMATCHED, methods=frozenset(), path=path, segments=(), params=())
     grant = Grant(policy=ClientPolicy(client=client, routes=()), route=route, path=path,
                   query=query, params={}, mode=mode)
     decision = Decision(request_id="r", method=method, client=client)
     payload = raw if raw is not None else orjson.dumps(body)
-    identity = Identity(issuer="i", client=client, subject="s", claims={},
+    identity = Identity(issuer="i", client=client, subject=subject, claims={},
                         scopes=frozenset(scopes))
     rec.observe(identity, grant, decision, OutgoingResponse(
         200, headers or [("content-type", "application/json")], payload))
@@ -119,7 +119,8 @@ def test_words_that_vary_too_much_at_one_position_become_a_parameter(tmp_path: P
     rec, path = recorder(tmp_path)
     for name in ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel",
                  "india", "juliet"):
-        see(rec, f"/patients/by-name/{name}", {"id": 1})
+        for subject in ("u1", "u2", "u3"):  # three principals: the words are admitted
+            see(rec, f"/patients/by-name/{name}", {"id": 1}, subject=subject)
     rec.close()
     paths = [s["path"] for s in lines(path)[0]["shapes"]]
     assert "/patients/by-name/{}" in paths
@@ -212,6 +213,13 @@ def test_the_usage_log_is_configured_under_audit(tmp_path: Path) -> None:
     assert raised.value.key == "audit.usage_path" and raised.value.line == 2
     config.write_text("upstream: http://127.0.0.1:1\n")
     assert load_settings(config, {}).audit.usage_path is None
+    assert load_settings(config, {}).audit.usage_min_principals == 3
+    assert load_settings(config, {"VIGIE_AUDIT__USAGE_MIN_PRINCIPALS": "5"}) \
+        .audit.usage_min_principals == 5
+    config.write_text("upstream: http://127.0.0.1:1\naudit: {usage_min_principals: 0}\n")
+    with pytest.raises(ConfigError) as raised:
+        load_settings(config, {})
+    assert raised.value.key == "audit.usage_min_principals"
 
 
 def test_only_the_first_bodies_of_a_shape_are_read_but_every_request_counts(
@@ -229,18 +237,17 @@ def test_the_scopes_every_token_carried_are_kept_if_they_read_as_names(tmp_path:
     rec, path = recorder(tmp_path)
     see(rec, "/patients/1", {"id": 1}, scopes=("patient.read", "openid", "user-48213"))
     see(rec, "/patients/2", {"id": 2}, scopes=("patient.read", "profile", "nir:185057800608491"))
-    see(rec, "/other", {"id": 2}, scopes=("patient/Patient.read", "ctx:12345678"))
+    see(rec, "/search", {"id": 2}, scopes=("patient/Patient.read", "ctx:12345678"))
     rec.close()
     shapes = {s["path"]: s for s in lines(path)[0]["shapes"]}
     assert shapes["/patients/{}"]["scopes"] == ["patient.read"]
-    assert shapes["/other"]["scopes"] == ["patient/Patient.read"]
+    assert shapes["/search"]["scopes"] == ["patient/Patient.read"]
 
 
 def test_no_nir_name_or_token_reaches_the_usage_log(tmp_path: Path) -> None:
     """Values where a careless recorder would copy them: NIRs in every format in paths,
     query names and values, JSON keys, values and identifier systems; names and a token
-    in query values and bodies. (A name used as a path word is a known limit: the position
-    collapses to `{}` only after MAX_WORDS_PER_POSITION distinct words.)"""
+    in query values and bodies; names as path words, query names and JSON keys."""
     rec, path = recorder(tmp_path)
     token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJxIn0.c2ln"
     traffic = Traffic(names={"Quennec", "Morvandiau"}, tokens={token})
@@ -255,7 +262,56 @@ def test_no_nir_name_or_token_reaches_the_usage_log(tmp_path: Path) -> None:
                 {"system": f"https://ids.example/{compact}", "value": "x"}],
         }, query=f"nir={value}&n{compact}=1&{value}=1&q=Quennec&access_token={token}")
         see(rec, f"/letters/{compact}/nir{compact}", [{"text": f"Mme Morvandiau {value}"}])
+    for client in ("pilot", "other"):  # one principal, under two client names: still one
+        see(rec, "/patients/by-name/Quennec", {"Morvandiau": 1, "by_name": {"QUENNEC": 2}},
+            query="Quennec=1&Morvandiau_Jeanne=2&page_size=5", client=client)
+        see(rec, "/Morvandiau", {"items": [{"quennec-morvandiau": 1}]}, client=client)
     rec.flush()
     text = path.read_text(encoding="utf-8")
     assert "patients" in text and "last_name" in text  # the shapes were written
     assert leaks(text, traffic) == []
+    assert "quennec" not in text.lower() and "morvandiau" not in text.lower()
+    named = {s["path"]: s for s in lines(path)[1]["shapes"]}["/patients/by-name/{}"]
+    assert named["query"] == ["page_size", "{}"] and named["page_max"] == {"page_size": 5}
+    assert named["fields"] == ["by_name.{}", "{}"]
+
+
+def test_a_word_sent_by_min_principals_principals_is_written(tmp_path: Path) -> None:
+    """A word neither vocabulary nor in the policy: `{}` until K distinct principals sent it
+    (K=3 by default), whatever one principal repeats; then it is written as is."""
+    rec, path = recorder(tmp_path)
+    for subject in ("u1", "u1", "u2", "u2"):  # two principals, twice each
+        see(rec, "/dossiers/by-name/Kerzerho", {"Kerzerho": 1, "id": 2},
+            query="Kerzerho=1", subject=subject)
+    rec.flush()
+    (shape,) = lines(path)[0]["shapes"]
+    assert "Kerzerho" not in path.read_text()
+    assert shape["path"] == "/{}/by-name/{}"  # `dossiers` is no API word either (yet)
+    assert shape["query"] == ["{}"] and shape["fields"] == ["id", "{}"]
+    see(rec, "/dossiers/by-name/Kerzerho", {"Kerzerho": 1}, query="Kerzerho=1", subject="u3")
+    rec.flush()
+    (shape,) = lines(path)[1]["shapes"]
+    assert shape["path"] == "/dossiers/by-name/Kerzerho"
+    assert shape["query"] == ["Kerzerho"] and shape["fields"] == ["Kerzerho"]
+
+
+def test_the_threshold_and_the_policy_words_are_honoured(tmp_path: Path) -> None:
+    path = tmp_path / "usage.jsonl"
+    rec = UsageRecorder(str(path), lambda: HEAD, clock=Clock(), min_principals=1)
+    see(rec, "/dossiers/Kerzerho", {"Kerzerho": 1}, query="Kerzerho=1")
+    rec.flush()
+    assert lines(path)[0]["shapes"][0]["path"] == "/dossiers/Kerzerho"  # K=1: anything
+
+
+def test_words_of_the_clients_policy_are_vocabulary() -> None:
+    from vigie.learn.words import WordGate, policy_words
+
+    route = Route(name="r", methods=frozenset({"GET"}), path="/dossiers/{dossierId}",
+                  segments=("dossiers", None), params=("dossierId",))
+    words = policy_words(ClientPolicy(client="c", routes=(route,)))
+    assert {"dossiers", "dossier", "id"} <= words
+    gate = WordGate()
+    me = gate.principal("i", "s")
+    assert gate.admit("dossiers", me, words) and gate.admit("lastName", me)
+    assert not gate.admit("Quennec", me, words) and not gate.admit("Léa", me)
+    assert not gate.admit("dossiers", me)  # another client's policy: not its vocabulary

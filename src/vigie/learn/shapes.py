@@ -10,11 +10,15 @@
   returned, relative to its records, bounded in depth, records and count.
   A FHIR identifier's `system` (a code system URI, not personal data) is kept
   so that the INS can be told from a local id; other values never are.
+
+Words (path segments, query names, keys) that read as API words may still be a
+person's name: the recorder writes them only once words.py admits them.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -88,15 +92,24 @@ def records_location(body: Any) -> tuple[str, list[Any]]:
     return "$", [body]
 
 
-def field_paths(records: list[Any], limit: int = MAX_FIELD_PATHS) -> set[str]:
-    """The leaf selectors of these records (at most `limit`)."""
+KeyGate = Callable[[str], bool]
+
+
+def _any_key(key: str) -> bool:
+    return True
+
+
+def field_paths(records: list[Any], limit: int = MAX_FIELD_PATHS,
+                admit: KeyGate = _any_key) -> set[str]:
+    """The leaf selectors of these records (at most `limit`); a key `admit` refuses is `{}`."""
     out: set[str] = set()
     for record in records:
-        _walk(record, "", 0, out, limit)
+        _walk(record, "", 0, out, limit, admit)
     return out
 
 
-def _walk(value: Any, path: str, depth: int, out: set[str], limit: int) -> None:
+def _walk(value: Any, path: str, depth: int, out: set[str], limit: int,
+          admit: KeyGate) -> None:
     if len(out) >= limit:
         return
     if depth > MAX_DEPTH:
@@ -109,7 +122,8 @@ def _walk(value: Any, path: str, depth: int, out: set[str], limit: int) -> None:
         for key, child in value.items():
             if not isinstance(key, str) or not _KEY.fullmatch(key) or _DIGITS.search(key):
                 continue  # a key that could be a value (an id, a date) is not recorded
-            _walk(child, f"{path}.{key}" if path else key, depth + 1, out, limit)
+            step = key if admit(key) else PARAM  # a key that could be a name: `{}`
+            _walk(child, f"{path}.{step}" if path else step, depth + 1, out, limit, admit)
         return
     if isinstance(value, list) and path:
         dicts = [item for item in value[:MAX_RECORDS_SAMPLED] if isinstance(item, dict)]
@@ -119,9 +133,9 @@ def _walk(value: Any, path: str, depth: int, out: set[str], limit: int) -> None:
         for item in dicts:
             system = item.get("system")
             if isinstance(system, str) and _SYSTEM.fullmatch(system) and not nir.contains(system):
-                _walk(item, f"{path}[?system={system}]", depth + 1, out, limit)
+                _walk(item, f"{path}[?system={system}]", depth + 1, out, limit, admit)
             else:
-                _walk(item, f"{path}[*]", depth + 1, out, limit)
+                _walk(item, f"{path}[*]", depth + 1, out, limit, admit)
         return
     if path:
         out.add(path)

@@ -17,6 +17,7 @@ from typing import Any
 
 from vigie.learn.evidence import Evidence
 from vigie.learn.forms import Entitlement, action_for, suggested_limits
+from vigie.learn.shapes import PARAM
 from vigie.learn.templates import generalize, route_name, specificity, split, template
 from vigie.learn.usage import ShapeUse
 from vigie.policy.model import Action, ClientPolicy, FieldRule, Route
@@ -151,20 +152,30 @@ def _drafts(evidence: Evidence, current: ClientPolicy | None, notes: list[str]) 
     if unmatched_use is not None and unmatched_use.requests and not evidence.shapes:
         notes.append(f"{unmatched_use.requests} requests matched no route: their paths are "
                      "in the usage log only (--usage)")
+    if any(_withheld(shape.query) or _withheld(shape.fields)
+           for shape in evidence.shapes.values()):
+        notes.append("query parameter names or response keys the usage log withheld as "
+                     "possible names ({}) are not allowed (their fields fall under "
+                     "`unlisted`); add them by hand if they are API words")
     if not by_path:
         notes.append("no route was used with an answer: the policy has no route")
     return list(by_path.values())
 
 
+def _withheld(words: set[str]) -> set[str]:
+    """Query names and field selectors holding `{}`: a word the usage log did not write."""
+    return {word for word in words if PARAM in word}
+
+
 def _merge(draft: _Draft, shape: ShapeUse, *, replace_query: bool) -> None:
     if replace_query and not draft.refined:  # what was used replaces what was allowed
         draft.query, draft.page_max, draft.refined = set(), {}, True
-    draft.query |= shape.query
+    draft.query |= shape.query - _withheld(shape.query)
     for name, size in shape.page_max.items():
         draft.page_max[name] = max(draft.page_max.get(name, 0), size)
     draft.records = draft.records or shape.records
     draft.media = draft.media or shape.media
-    draft.fields |= shape.fields
+    draft.fields |= shape.fields - _withheld(shape.fields)
     if shape.scopes is not None:
         draft.scopes = set(shape.scopes) if draft.scopes is None else draft.scopes & shape.scopes
 

@@ -5,7 +5,10 @@ only report-only requests are looked at, and of each shape only the first 32
 bodies of a flush window are read (the requests are all counted). Per client,
 requests are aggregated by (method, path shape) with the query parameter
 names, page-size maxima, the records location and the field paths returned
-(shapes.py: never a value, a NIR, a name or a token). Memory is capped
+(shapes.py: never a value, a NIR or a token). A literal word (path segment,
+query name, JSON key) is written only once words.py admits it (vocabulary, or
+sent by `min_principals` distinct principals), else as `{}`: a name one person
+sends never reaches the file. Memory is capped
 (clients, shapes per client, fields per shape, words per path position); what
 does not fit is counted in `dropped`. Every `flush_seconds` (and at shutdown)
 one JSON line per client is appended to the file and the counters restart:
@@ -36,12 +39,14 @@ from vigie.context import Decision, Grant, Identity
 from vigie.errors import VigieError
 from vigie.learn.shapes import (
     PARAM,
+    KeyGate,
     field_paths,
     path_shape,
     query_shape,
     records_location,
     scope_names,
 )
+from vigie.learn.words import DEFAULT_MIN_PRINCIPALS, WordGate
 from vigie.messages import OutgoingResponse
 from vigie.minimize.decode import Kind, classify, codings, decode_all, parse_content_type
 from vigie.policy.model import Mode
@@ -112,8 +117,10 @@ class UsageRecorder:
 
     def __init__(self, path: str, audit_head: Callable[[], str], *,
                  flush_seconds: float = 60.0, clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time,
+                 min_principals: int = DEFAULT_MIN_PRINCIPALS) -> None:
         self._path = path
+        self._gate = WordGate(min_principals)
         self._audit_head = audit_head
         self._flush_seconds = flush_seconds
         self._clock = clock
@@ -144,7 +151,10 @@ class UsageRecorder:
             client = self._clients[decision.client or ""] = _Client()
         if len(client.issuers) < MAX_ISSUERS:
             client.issuers.add(identity.issuer)
-        path = grant.route.path if grant.route.segments else self._shape(decision, grant.path)
+        principal = self._gate.principal(identity.issuer, identity.subject)
+        known = self._gate.known(grant.policy)
+        path = grant.route.path if grant.route.segments else self._shape(
+            decision, grant.path, principal, known)
         key = (decision.method, path)
         shape = client.shapes.get(key)
         if shape is None:
@@ -158,17 +168,20 @@ class UsageRecorder:
         names, sizes = query_shape(grant.query)
         for name in names:
             if len(shape.query) < MAX_QUERY_NAMES:
-                shape.query.add(name)
+                shape.query.add(name if self._gate.admit(name, principal, known) else PARAM)
         for name, size in sizes.items():
             if name in shape.query:
                 shape.page_max[name] = max(shape.page_max.get(name, 0), size)
         if 200 <= response.status < 300 and shape.bodies_read < MAX_BODIES_READ:
             shape.bodies_read += 1  # the CPU spent on a busy route stays bounded
-            self._read_fields(shape, response)
+            self._read_fields(shape, response,
+                              lambda key: self._gate.admit(key, principal, known))
 
-    def _shape(self, decision: Decision, path: str) -> str:
+    def _shape(self, decision: Decision, path: str, principal: bytes,
+               known: frozenset[str]) -> str:
         """The path shape, with a position collapsed to `{}` once it has shown many words."""
-        segments = path_shape(path)
+        segments = tuple(s if s == PARAM or self._gate.admit(s, principal, known) else PARAM
+                         for s in path_shape(path))
         cache_key = (decision.client or "", decision.method, segments)
         cached = self._shapes.get(cache_key)
         if cached is not None:
@@ -195,7 +208,8 @@ class UsageRecorder:
         self._shapes[cache_key] = shape
         return shape
 
-    def _read_fields(self, shape: ShapeUse, response: OutgoingResponse) -> None:
+    def _read_fields(self, shape: ShapeUse, response: OutgoingResponse,
+                     admit: KeyGate) -> None:
         body = response.body
         headers = dict(response.headers)
         media, _ = parse_content_type(response.media_type or headers.get("content-type"))
@@ -220,7 +234,7 @@ class UsageRecorder:
         shape.records = shape.records or location
         room = max(0, 256 - len(shape.fields))
         if room:
-            shape.fields |= field_paths(records, room)
+            shape.fields |= field_paths(records, room, admit)
 
     def flush(self) -> None:
         """Append one line per client seen since the last flush, then start afresh."""
