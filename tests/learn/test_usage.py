@@ -311,7 +311,39 @@ def test_words_of_the_clients_policy_are_vocabulary() -> None:
     words = policy_words(ClientPolicy(client="c", routes=(route,)))
     assert {"dossiers", "dossier", "id"} <= words
     gate = WordGate()
-    me = gate.principal("i", "s")
+    me = ("i", "s")
+    assert not gate.admit("dossiers", me)  # no policy names it (yet)
     assert gate.admit("dossiers", me, words) and gate.admit("lastName", me)
+    assert gate.admit("dossiers", me)  # a word some policy wrote is vocabulary from then on
     assert not gate.admit("Quennec", me, words) and not gate.admit("Léa", me)
-    assert not gate.admit("dossiers", me)  # another client's policy: not its vocabulary
+    assert not gate.admit("QUENNEC", me) and not gate.admit("Quennec-Morvandiau", me)
+
+
+_NAME = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_",
+                min_size=2, max_size=12).filter(lambda w: w[0].isalpha())
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(_NAME, _NAME, _NAME), min_size=1, max_size=5))
+def test_one_principal_never_gets_a_word_written_that_is_not_vocabulary(
+        words: list[tuple[str, str, str]]) -> None:
+    """Whatever one principal sends, through any client, every literal word written is made
+    of vocabulary parts (the tests' policies declare no route)."""
+    import tempfile
+
+    from vigie.learn.words import VOCABULARY, parts
+
+    with tempfile.TemporaryDirectory() as tmp:
+        rec, path = recorder(Path(tmp))
+        for index, (segment, name, key) in enumerate(words):
+            see(rec, f"/{segment}/{name}", {key: 1, "x": {name: 2}}, query=f"{name}=1",
+                client=("pilot", "other")[index % 2])
+        rec.flush()
+        written: set[str] = set()
+        for line in lines(path):
+            for shape in line["shapes"]:
+                written |= set(shape["path"].strip("/").split("/")) | set(shape["query"])
+                written |= {part for field in shape["fields"] for part in field.split(".")}
+    for word in written - {"{}", "x"}:
+        assert all(p in VOCABULARY or p[:-1] in VOCABULARY or len(p) <= 1
+                   for p in parts(word)), word

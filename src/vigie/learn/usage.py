@@ -151,7 +151,7 @@ class UsageRecorder:
             client = self._clients[decision.client or ""] = _Client()
         if len(client.issuers) < MAX_ISSUERS:
             client.issuers.add(identity.issuer)
-        principal = self._gate.principal(identity.issuer, identity.subject)
+        principal = (identity.issuer, identity.subject)
         known = self._gate.known(grant.policy)
         path = grant.route.path if grant.route.segments else self._shape(
             decision, grant.path, principal, known)
@@ -177,7 +177,7 @@ class UsageRecorder:
             self._read_fields(shape, response,
                               lambda key: self._gate.admit(key, principal, known))
 
-    def _shape(self, decision: Decision, path: str, principal: bytes,
+    def _shape(self, decision: Decision, path: str, principal: tuple[str, str],
                known: frozenset[str]) -> str:
         """The path shape, with a position collapsed to `{}` once it has shown many words."""
         segments = tuple(s if s == PARAM or self._gate.admit(s, principal, known) else PARAM

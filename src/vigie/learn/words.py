@@ -7,21 +7,21 @@ literally only when it cannot be one person's identifier:
 
 - every part of it (split at non-letters and at camelCase humps, compared
   case-insensitively, a plural `s` ignored) is **known vocabulary**: API and
-  FHIR words (`VOCABULARY`), or a word of the client's own policy (route
-  literals, query allow-lists, field selectors); or
+  FHIR words (`VOCABULARY`), or a word a policy declares (route literals,
+  query allow-lists, field selectors; remembered for every client); or
 - it was sent by at least `min_principals` distinct principals (token issuer
-  and subject). Until then it is held in memory only as a keyed digest (HMAC
-  with a per-process random key) with the digests of the principals seen,
+  and subject). Until then it is held in memory only as a keyed digest (keyed
+  BLAKE2b, a per-process random key) with the digests of the principals seen,
   never as text; a word that passes is kept in clear from then on.
 
 Otherwise the caller writes `{}` in its place. Memory is bounded: when the
-tables are full, an unknown word is not admitted (fail closed).
+table of counted words is full it is emptied (counts restart: a word is admitted
+later, never earlier).
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import os
 import re
 
@@ -29,7 +29,7 @@ from vigie.policy.fhir import REQUIRED
 from vigie.policy.model import ClientPolicy
 
 DEFAULT_MIN_PRINCIPALS = 3
-MAX_TRACKED_WORDS = 65536
+MAX_TRACKED_WORDS = 16384  # ~5 MB at most
 MAX_ADMITTED_WORDS = 16384
 MAX_POLICIES_CACHED = 64
 
@@ -119,9 +119,6 @@ class WordGate:
         self._admitted: set[str] = set()
         self._policies: dict[int, tuple[ClientPolicy, frozenset[str]]] = {}
 
-    def principal(self, issuer: str, subject: str) -> bytes:
-        """The keyed digest of a principal (issuer, subject), as the gate counts it."""
-        return self._digest(b"p", f"{issuer}\x00{subject}")
 
     def known(self, policy: ClientPolicy) -> frozenset[str]:
         """The policy's words, computed once per policy object (policies are immutable)."""
@@ -134,27 +131,33 @@ class WordGate:
         self._policies[id(policy)] = (policy, words)  # the reference keeps the id unique
         return words
 
-    def admit(self, word: str, principal: bytes, known: frozenset[str] = frozenset()) -> bool:
-        """True when `word` may be written as is; counts `principal` for it otherwise."""
+    def admit(self, word: str, principal: tuple[str, str],
+              known: frozenset[str] = frozenset()) -> bool:
+        """True when `word` may be written as is; counts `principal` (issuer, subject) for it
+        otherwise."""
         if word in self._admitted:
             return True
         split = parts(word) if word.isascii() else []  # `Léa` would split into `l`, `a`
         if split and all(_known_part(part, known) for part in split):
+            self._remember(word)  # a word the site wrote is API vocabulary for every client
             return True
         digest = self._digest(b"w", word)
         seen = self._seen.get(digest)
         if seen is None:
             if len(self._seen) >= MAX_TRACKED_WORDS:
-                return False  # no room to count: not admitted
+                self._seen.clear()  # counts restart: admitted later, never earlier
             seen = self._seen[digest] = set()
-        seen.add(principal)
+        seen.add(self._digest(b"p", f"{principal[0]}\x00{principal[1]}"))
         if len(seen) < self.min_principals:
             return False
         del self._seen[digest]
-        if len(self._admitted) < MAX_ADMITTED_WORDS:
-            self._admitted.add(word)
+        self._remember(word)
         return True
 
+    def _remember(self, word: str) -> None:
+        if len(self._admitted) < MAX_ADMITTED_WORDS:
+            self._admitted.add(word)
+
     def _digest(self, domain: bytes, text: str) -> bytes:
-        return hmac.new(self._key, domain + text.encode("utf-8", "surrogatepass"),
-                        hashlib.sha256).digest()[:16]
+        return hashlib.blake2b(domain + text.encode("utf-8", "surrogatepass"), key=self._key,
+                               digest_size=16).digest()
