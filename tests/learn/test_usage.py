@@ -281,40 +281,40 @@ def test_a_word_sent_by_min_principals_principals_is_written(tmp_path: Path) -> 
     (K=3 by default), whatever one principal repeats; then it is written as is."""
     rec, path = recorder(tmp_path)
     for subject in ("u1", "u1", "u2", "u2"):  # two principals, twice each
-        see(rec, "/dossiers/by-name/Kerzerho", {"Kerzerho": 1, "id": 2},
+        see(rec, "/kardex/by-name/Kerzerho", {"Kerzerho": 1, "id": 2},
             query="Kerzerho=1", subject=subject)
     rec.flush()
     (shape,) = lines(path)[0]["shapes"]
     assert "Kerzerho" not in path.read_text()
-    assert shape["path"] == "/{}/by-name/{}"  # `dossiers` is no API word either (yet)
+    assert shape["path"] == "/{}/by-name/{}"  # `kardex` is no API word either (yet)
     assert shape["query"] == ["{}"] and shape["fields"] == ["id", "{}"]
-    see(rec, "/dossiers/by-name/Kerzerho", {"Kerzerho": 1}, query="Kerzerho=1", subject="u3")
+    see(rec, "/kardex/by-name/Kerzerho", {"Kerzerho": 1}, query="Kerzerho=1", subject="u3")
     rec.flush()
     (shape,) = lines(path)[1]["shapes"]
-    assert shape["path"] == "/dossiers/by-name/Kerzerho"
+    assert shape["path"] == "/kardex/by-name/Kerzerho"
     assert shape["query"] == ["Kerzerho"] and shape["fields"] == ["Kerzerho"]
 
 
-def test_the_threshold_and_the_policy_words_are_honoured(tmp_path: Path) -> None:
+def test_a_threshold_of_one_principal_admits_every_word(tmp_path: Path) -> None:
     path = tmp_path / "usage.jsonl"
     rec = UsageRecorder(str(path), lambda: HEAD, clock=Clock(), min_principals=1)
-    see(rec, "/dossiers/Kerzerho", {"Kerzerho": 1}, query="Kerzerho=1")
+    see(rec, "/kardex/Kerzerho", {"Kerzerho": 1}, query="Kerzerho=1")
     rec.flush()
-    assert lines(path)[0]["shapes"][0]["path"] == "/dossiers/Kerzerho"  # K=1: anything
+    assert lines(path)[0]["shapes"][0]["path"] == "/kardex/Kerzerho"  # K=1: anything
 
 
 def test_words_of_the_clients_policy_are_vocabulary() -> None:
     from vigie.learn.words import WordGate, policy_words
 
-    route = Route(name="r", methods=frozenset({"GET"}), path="/dossiers/{dossierId}",
-                  segments=("dossiers", None), params=("dossierId",))
+    route = Route(name="r", methods=frozenset({"GET"}), path="/kardex/{kardexId}",
+                  segments=("kardex", None), params=("kardexId",))
     words = policy_words(ClientPolicy(client="c", routes=(route,)))
-    assert {"dossiers", "dossier", "id"} <= words
+    assert {"kardex", "id"} <= words
     gate = WordGate()
     me = ("i", "s")
-    assert not gate.admit("dossiers", me)  # no policy names it (yet)
-    assert gate.admit("dossiers", me, words) and gate.admit("lastName", me)
-    assert gate.admit("dossiers", me)  # a word some policy wrote is vocabulary from then on
+    assert not gate.admit("kardex", me)  # no policy names it (yet)
+    assert gate.admit("kardex", me, words) and gate.admit("lastName", me)
+    assert gate.admit("kardex", me)  # a word some policy wrote is vocabulary from then on
     assert not gate.admit("Quennec", me, words) and not gate.admit("Léa", me)
     assert not gate.admit("QUENNEC", me) and not gate.admit("Quennec-Morvandiau", me)
 
@@ -347,3 +347,18 @@ def test_one_principal_never_gets_a_word_written_that_is_not_vocabulary(
     for word in written - {"{}", "x"}:
         assert all(p in VOCABULARY or p[:-1] in VOCABULARY or len(p) <= 1
                    for p in parts(word)), word
+
+
+def test_the_demo_names_are_not_vocabulary_and_its_keys_are() -> None:
+    """The 300 synthetic French names of the demo are never admitted by vocabulary alone;
+    every key of its legacy and FHIR records is (one principal suffices for those)."""
+    from vigie.demo.patients import patient, to_fhir
+    from vigie.demo.places import FIRST_NAMES_FEMALE, FIRST_NAMES_MALE, LAST_NAMES
+    from vigie.learn.words import WordGate
+
+    gate, me = WordGate(), ("i", "s")
+    names = {*FIRST_NAMES_FEMALE, *FIRST_NAMES_MALE, *LAST_NAMES}
+    assert len(names) > 250 and [n for n in names if gate.admit(n, me)] == []
+    records = [patient(i) for i in range(1, 40)]
+    keys = set(_keys([*records, *(to_fhir(r) for r in records)]))
+    assert len(keys) > 20 and [k for k in keys if not gate.admit(k, me)] == []

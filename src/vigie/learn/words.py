@@ -72,6 +72,18 @@ admin purge delete create read update patch edit view get post put new old
 active inactive enabled disabled valid verified primary secondary official temp
 height weight unit units quantity min max low high range normal interpretation
 body site method device devices performer author subject owner requester
+coding codeable concept managing practice practitioner role string boolean integer
+decimal uri canonical instant quantity ratio identifier narrative div
+dossier dossiers sejour sejours rendez vous rdv ordonnance ordonnances medecin medecins
+praticien praticiens etablissement etablissements examen examens resultat resultats
+compte rendu comptes rendus courrier courriers facture factures nom noms prenom prenoms
+naissance adresse adresses ville telephone portable courriel sexe recherche liste
+consultation consultations hospitalisation hospitalisations sortie sorties entree entrees
+lit lits chambre chambres unite unites mouvement mouvements acte actes diagnostic
+diagnostics traitement traitements analyse analyses biologie imagerie radiologie
+piece pieces jointe jointes utilisateur utilisateurs identite identites nda mutuelle
+organisme caisse droits tiers payant montant paiement paiements statut statuts
+creation modification suppression debut fin taille
 """.split()
 
 VOCABULARY: frozenset[str] = frozenset(
