@@ -85,7 +85,8 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, P
         token = h.token("pilot", scope="lab.read")
         for target in ("/fhir/Patient/7", "/fhir/Patient/8", "/patients/41", "/patients/42",
                        "/patients?last_name=Marchetti&page_size=20",
-                       "/patients?last_name=Durandeau&page_size=50", "/patients/41/results"):
+                       "/patients?last_name=Durandeau&page_size=50", "/patients/41/results",
+                       "/patients/by-name/Durandeau?Annabelle=1"):  # names where words go
             assert h.get(target, token).status_code == 200
         audit = h.audit_path
     return_value = (audit, usage, tmp / "policies" / "pilot.yaml")
@@ -100,6 +101,7 @@ def test_the_usage_log_holds_shapes_never_values(observed: tuple[Path, Path, Pat
     shapes = {(s["method"], s["path"]) for line in lines for s in line["shapes"]}
     assert ("GET", "/patients/{}") in shapes
     assert ("GET", "/fhir/Patient/{id}") in shapes
+    assert ("GET", "/patients/by-name/{}") in shapes  # one principal: the name is not written
     shapes_text = orjson.dumps([line["shapes"] for line in lines]).decode()
     for value in PATIENT_VALUES + ("/41", "/42", "Patient/7", "Patient/8", "page_size=", "20"):
         assert value not in shapes_text
@@ -121,7 +123,10 @@ def test_suggest_learns_a_policy_that_checks_and_tests_green(
     suggested = yaml.safe_load((out / "pilot.yaml").read_text())
     routes = {route["path"]: route for route in suggested["routes"]}
     assert set(routes) == {"/fhir/Patient/{id}", "/patients", "/patients/{id}",
-                           "/patients/{id}/results"}  # /admin/purge was never used
+                           "/patients/{id}/results", "/patients/by-name/{id}"}
+    # /admin/purge was never used; the name sent as a query name was withheld: not allowed
+    assert routes["/patients/by-name/{id}"]["query"] == {"allowed": []}
+    assert "withheld as possible names" in result.err
     assert suggested["mode"] == "enforce"
     assert suggested["issuer"] == ISSUER  # the one issuer its tokens came from
     search = routes["/patients"]
