@@ -317,6 +317,7 @@ def test_words_of_the_clients_policy_are_vocabulary() -> None:
     assert gate.admit("kardex", me)  # a word some policy wrote is vocabulary from then on
     assert not gate.admit("Quennec", me, words) and not gate.admit("Léa", me)
     assert not gate.admit("QUENNEC", me) and not gate.admit("Quennec-Morvandiau", me)
+    assert not gate.admit("Q_u_e_n_n_e_c", me) and gate.admit("line_a", me)
 
 
 _NAME = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_",

@@ -32,6 +32,7 @@ DEFAULT_MIN_PRINCIPALS = 3
 MAX_TRACKED_WORDS = 16384  # ~5 MB at most
 MAX_ADMITTED_WORDS = 16384
 MAX_POLICIES_CACHED = 64
+MAX_LETTER_PARTS = 2  # single letters in a vocabulary word (`x`, `line_a`), no more
 
 _PART = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
 
@@ -87,7 +88,7 @@ creation modification suppression debut fin taille
 """.split()
 
 VOCABULARY: frozenset[str] = frozenset(
-    {word for word in _API_WORDS}
+    set(_API_WORDS)
     | {part.lower() for name in REQUIRED for part in _PART.findall(name)}
     | {part.lower() for elements in REQUIRED.values() for element in elements
        for part in _PART.findall(element)})
@@ -131,7 +132,6 @@ class WordGate:
         self._admitted: set[str] = set()
         self._policies: dict[int, tuple[ClientPolicy, frozenset[str]]] = {}
 
-
     def known(self, policy: ClientPolicy) -> frozenset[str]:
         """The policy's words, computed once per policy object (policies are immutable)."""
         cached = self._policies.get(id(policy))
@@ -150,7 +150,8 @@ class WordGate:
         if word in self._admitted:
             return True
         split = parts(word) if word.isascii() else []  # `Léa` would split into `l`, `a`
-        if split and all(_known_part(part, known) for part in split):
+        letters = sum(len(part) == 1 for part in split)  # `Q_u_e_n_n_e_c` is no API word
+        if split and letters <= MAX_LETTER_PARTS and all(_known_part(p, known) for p in split):
             self._remember(word)  # a word the site wrote is API vocabulary for every client
             return True
         digest = self._digest(b"w", word)
