@@ -8,12 +8,14 @@ Sentinel group until the sentinels agree on the master, a Cluster until `cluster
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 import redis
 
 from support.deploy import require_tool
@@ -36,13 +38,38 @@ def wait_until(check: Callable[[], object], timeout: float = START_TIMEOUT,
         time.sleep(0.05)
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    """A server certificate for 127.0.0.1, a client one (a node dials the cluster bus and
+    its primary as a TLS client, and the peer checks it), and the CA that signed both."""
+
+    ca: Path
+    cert: Path
+    key: Path
+    client_cert: Path
+    client_key: Path
+
+    def server_config(self, port: int) -> str:
+        """Only a TLS port (no plain one), TLS on the cluster bus and to replicas too."""
+        return (f"port 0\ntls-port {port}\ntls-cert-file {self.cert}\n"
+                f"tls-key-file {self.key}\ntls-ca-cert-file {self.ca}\n"
+                f"tls-client-cert-file {self.client_cert}\n"
+                f"tls-client-key-file {self.client_key}\n"
+                "tls-auth-clients no\ntls-cluster yes\ntls-replication yes\n")
+
+
 @dataclass
 class Server:
     port: int
     process: subprocess.Popen[bytes]
     folder: Path
+    tls: TlsFiles | None = None
 
     def client(self) -> redis.Redis:
+        if self.tls:
+            return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=2,
+                               socket_connect_timeout=2, ssl=True,
+                               ssl_ca_certs=str(self.tls.ca))
         return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=2,
                            socket_connect_timeout=2)
 
@@ -67,7 +94,8 @@ class Servers:
     root: Path
     started: list[Server] = field(default_factory=list)
 
-    def start(self, name: str, *args: str, config: str = "") -> Server:
+    def start(self, name: str, *args: str, config: str = "",
+              tls: TlsFiles | None = None) -> Server:
         binary = require_tool("redis-server", "apt-get install redis-server")
         port = free_port()
         while port > _HIGHEST_CLUSTER_PORT:  # a cluster node also listens on port + 10000
@@ -75,19 +103,38 @@ class Servers:
         folder = self.root / f"{name}-{port}"
         folder.mkdir(parents=True)
         conf = folder / "redis.conf"
-        conf.write_text(f"port {port}\nbind 127.0.0.1\ndir {folder}\nsave \"\"\n"
+        listen = tls.server_config(port) if tls else f"port {port}\n"
+        conf.write_text(f"{listen}bind 127.0.0.1\ndir {folder}\nsave \"\"\n"
                         f"appendonly no\n{config}")
+        log = (folder / "redis.log").open("wb")
         process = subprocess.Popen([binary, str(conf), *args], cwd=folder,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        server = Server(port, process, folder)
+                                   stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        server = Server(port, process, folder, tls)
         self.started.append(server)
-        wait_until(lambda: process.poll() is None and server.client().ping(),
-                   what=f"{name} on port {port}")
+        try:
+            wait_until(lambda: process.poll() is None and server.client().ping(),
+                       what=f"{name} on port {port}")
+        except AssertionError:
+            if tls and process.poll() is not None:
+                _no_tls_in_this_build(binary, folder / "redis.log")
+            raise
         return server
 
     def stop_all(self) -> None:
         for server in reversed(self.started):
             server.stop()
+
+
+def _no_tls_in_this_build(binary: str, log: Path) -> None:
+    """A redis-server built without TLS (BUILD_TLS=no) exits on `tls-port`: say so, and
+    fail in CI rather than skip (the TLS tests must run there)."""
+    said = log.read_text(errors="replace")
+    message = (f"{binary} refused the TLS configuration (built without TLS? Debian's "
+               f"redis-server has it): {said.strip()[-300:]}")
+    if os.environ.get("CI"):
+        pytest.fail(f"{message}; CI must run the TLS tests, refusing to skip")
+    pytest.skip(message)
 
 
 @contextlib.contextmanager
@@ -140,7 +187,8 @@ class Cluster:
     nodes: list[Server]
 
     def url(self) -> str:
-        return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+        scheme = "rediss+cluster" if self.nodes[0].tls else "redis+cluster"
+        return f"{scheme}://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
 
     def primary_of(self, key: str) -> Server:
         """The node that serves `key` as primary, as a live node's slot map says now."""
@@ -166,15 +214,17 @@ class Cluster:
 
 
 def cluster(group: Servers, size: int = 3, replicas: int = 0,
-            node_timeout_ms: int = 2000) -> Cluster:
-    """`size` primaries, each with `replicas` replicas (a failover needs one)."""
+            node_timeout_ms: int = 2000, tls: TlsFiles | None = None) -> Cluster:
+    """`size` primaries, each with `replicas` replicas (a failover needs one); with `tls`,
+    every node listens on TLS only and the cluster bus is TLS too."""
     nodes = [group.start("cluster", config=(
         "cluster-enabled yes\ncluster-config-file nodes.conf\n"
-        f"cluster-node-timeout {node_timeout_ms}\n"))
+        f"cluster-node-timeout {node_timeout_ms}\n"), tls=tls)
         for _ in range(size * (1 + replicas))]
     cli = require_tool("redis-cli", "apt-get install redis-tools")
+    cli_tls = ["--tls", "--cacert", str(tls.ca)] if tls else []
     created = subprocess.run(
-        [cli, "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in nodes),
+        [cli, *cli_tls, "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in nodes),
          "--cluster-replicas", str(replicas), "--cluster-yes"],
         capture_output=True, text=True, timeout=60, check=False)
     assert created.returncode == 0, created.stdout + created.stderr

@@ -44,6 +44,12 @@ class Detector:
         found = self._signals.get((client, pseudonym))
         return found.score() if found is not None else 0.0
 
+    def established(self, client: str, pseudonym: str) -> bool:
+        """A clean history long enough to be spared the client alert's slow-down (an
+        unknown or forgotten principal is not: it counts as fresh)."""
+        found = self._signals.get((client, pseudonym))
+        return found is not None and found.established(time.time())
+
     def forget(self, client: str, pseudonym: str) -> None:
         self._signals.pop((client, pseudonym), None)
         self._seen.pop((client, pseudonym), None)

@@ -170,7 +170,9 @@ class Guard:
                          client_limits, report_only, signal="decoy")
             return
 
-        slowed = score >= self.tuning.throttle_score or self.quarantines_.alerted(client)
+        slowed = score >= self.tuning.throttle_score or (
+            self.quarantines_.alerted(client)
+            and not self.detector.established(client, pseudonym))
         penalty = self.tuning.penalty_factor if slowed else 1.0
         held = self._reservation(client, grant)
         checks = [Check(principal_tag(client, pseudonym), compiled.budget, penalty,

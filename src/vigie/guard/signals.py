@@ -67,6 +67,10 @@ class GuardTuning:
     # and each of its principals is quarantined at the throttle score.
     coordinated_principals: int = 3
     coordinated_window_s: float = 600.0
+    # ... except established principals: seen for at least this long and never at the
+    # throttle score (a doctor with a clean history keeps working through the client
+    # alert; the fresh accounts of a many-accounts extraction are slowed and quarantined).
+    established_after_s: float = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,8 +89,8 @@ class _Run:
 class PrincipalSignals:
     """The evidence kept for one principal; bounded whatever the traffic."""
 
-    __slots__ = ("_baseline", "_lookups", "_pages", "_runs", "_searches", "_strength",
-                 "_tuning", "_window_count", "_window_index", "_window_peak")
+    __slots__ = ("_baseline", "_first", "_lookups", "_pages", "_peak", "_runs", "_searches",
+                 "_strength", "_tuning", "_window_count", "_window_index", "_window_peak")
 
     def __init__(self, tuning: GuardTuning) -> None:
         self._tuning = tuning
@@ -99,10 +103,17 @@ class PrincipalSignals:
         self._window_count = 0
         self._window_peak = 0.0
         self._strength: dict[str, float] = {}
+        self._first = float("inf")  # the earliest answer seen (seconds)
+        self._peak = 0.0  # the highest score ever reached (1.0 after a detection)
 
     @property
     def baseline(self) -> float:
         return self._baseline
+
+    def established(self, now: float) -> bool:
+        """Seen for `established_after_s` at least and never anomalous: a clean history."""
+        t = self._tuning
+        return self._peak < t.throttle_score and now - self._first >= t.established_after_s
 
     def score(self) -> float:
         remaining = 1.0
@@ -132,6 +143,8 @@ class PrincipalSignals:
         elif seen.search:
             self._observe_search(seen, detections)
         self._observe_volume(seen.at, seen.records, detections)
+        self._first = min(self._first, seen.at)
+        self._peak = max(self._peak, 1.0 if detections else self.score())
         return detections
 
     def _raise(self, signal: str, strength: float, detections: list[Detection]) -> bool:

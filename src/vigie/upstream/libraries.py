@@ -28,6 +28,7 @@ from httpx_aiohttp import AiohttpTransport
 from vigie.errors import UpstreamError, UpstreamTimeout
 from vigie.forward import UpstreamTarget, echoed_request_id, response_headers
 from vigie.messages import Headers, UpstreamResponse
+from vigie.upstream.aiohttp_strict import StrictConnector
 from vigie.upstream.options import UpstreamOptions
 
 UNAVAILABLE = "the upstream service is unavailable"
@@ -53,8 +54,9 @@ class _Session:
         if self.session is None:
             o = self.options
             # ssl=True: verified with the system store when no context was configured
-            connector = aiohttp.TCPConnector(limit=0, force_close=True,
-                                             ssl=o.ssl_context or True, ttl_dns_cache=60)
+            # h11's framing rules, not aiohttp's lenient defaults (`aiohttp_strict`).
+            connector = StrictConnector(limit=0, force_close=True,
+                                        ssl=o.ssl_context or True, ttl_dns_cache=60)
             self.session = aiohttp.ClientSession(
                 connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
                 auto_decompress=False,
