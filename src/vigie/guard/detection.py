@@ -65,11 +65,11 @@ class Detector:
     def forget(self, client: str, pseudonym: str) -> None:
         self._principals.pop((client, pseudonym), None)
 
-    def observation(self, grant: Grant, decision: Decision,
-                    max_page: int | None) -> Observation:
+    def observation(self, grant: Grant, decision: Decision, max_page: int | None,
+                    size_param: str | None = None) -> Observation:
         return observe_request(time.time(), grant.route.name, grant.params, grant.query,
                                decision.status, decision.records, decision.withheld, max_page,
-                               self.tuning.broad_name_length, self.offset)
+                               self.tuning.broad_name_length, self.offset, size_param)
 
     def seen(self, client: str, pseudonym: str) -> str:
         found = self._principals.get((client, pseudonym))

@@ -43,9 +43,11 @@ class Settle:
             client = identity.client
             pseudonym = self.p.pseudonym(client, identity.subject)
             compiled = self.p.compiler._compile(grant.policy)
-            own = self.p.detector.observation(grant, decision,
-                                            self.p.compiler._plan(grant.route).max_page) \
-                if compiled.limits.enumeration else None
+            own = None
+            if compiled.limits.enumeration:
+                plan = self.p.compiler._plan(grant.route)
+                own = self.p.detector.observation(grant, decision, plan.max_page,
+                                                  plan.size_param)
             shared = await self._settle_answer(client, pseudonym, compiled, held, decision, own)
             await self._learn(client, pseudonym, grant, decision, own, shared)
         except Exception as exc:  # observing must never break a response already built
