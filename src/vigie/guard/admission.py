@@ -10,6 +10,7 @@ name, never a threshold, a score or a subject). In report-only nothing raises.
 
 from __future__ import annotations
 
+import itertools
 import math
 import secrets
 import time
@@ -47,6 +48,10 @@ async def release(store: GuardStore, leases: tuple[Lease, ...]) -> None:
 class Admission:
     def __init__(self, parts: Parts) -> None:
         self.p = parts
+        # Lease ids unique across replicas and restarts: a random prefix per process and a
+        # counter (hand-written for speed: secrets.token_hex per request is a syscall).
+        self._lease_prefix = secrets.token_hex(6)
+        self._lease_numbers = itertools.count()
 
     async def admit(self, identity: Identity, grant: Grant, decision: Decision) -> None:
         client = identity.client
@@ -93,7 +98,8 @@ class Admission:
             ref = grant.params.get(plan.patient_param)
             if ref:
                 patient = self.p.refs.path_patient(client, ref, plan.id_pseudonymized)
-        return Reservation(secrets.token_hex(8), math.ceil(self.p.holds.lease_seconds * 1000),
+        return Reservation(f"{self._lease_prefix}{next(self._lease_numbers):x}",
+                           math.ceil(self.p.holds.lease_seconds * 1000),
                            plan.records, plan.patients, patient)
 
 
