@@ -1,6 +1,7 @@
 """Micro-benchmark of the guard: admit + observe per request, memory and Redis stores.
 
     .venv/bin/python bench/guard_bench.py [--requests 20000] [--redis redis://127.0.0.1:6379/14]
+        [--stores memory,redis] [--kinds requests,record,page]
 
 Prints the mean cost per request for sequential calls (latency) and for 64 concurrent
 principals (throughput). Limits are generous and ids random, so nothing is refused.
@@ -105,10 +106,13 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/14")
+    parser.add_argument("--stores", default="memory,redis", help="memory, redis or both")
+    parser.add_argument("--kinds", default=",".join(KINDS), help="requests, record, page")
     args = parser.parse_args()
-    for kind in KINDS:
+    stores, kinds = args.stores.split(","), [k for k in args.kinds.split(",") if k in KINDS]
+    for kind in kinds if "memory" in stores else ():
         await run(MemoryStore(), args.requests, "memory", kind)
-    for kind in KINDS:
+    for kind in kinds if "redis" in stores else ():
         prefix = unique_prefix()
         try:
             await run(redis_store(prefix, url=args.redis), args.requests, "redis", kind)

@@ -297,3 +297,25 @@ async def test_withheld_404s_denied_by_the_proxy_feed_the_not_found_signal(backe
         await kit.guard.observe(who, grant, made)
     assert kit.sample("vigie_enumeration_detections_total", client="gp-frontdesk",
                       signal="not_found_ratio") == 1
+
+
+async def test_principal_records_are_bounded_but_a_penalized_one_is_kept(backend) -> None:
+    tuning = GuardTuning(max_principals=3)
+    kit = await backend.guard(tuning=tuning)
+    pol = policy(principal=limits(requests="100000/minute", enumeration=True))
+    walker = identity(subject="walker")
+    for number in range(7000, 7000 + tuning.sequential_run // 2 + 1):  # throttled, not caught
+        grant = read(pol, str(number))
+        made = decision()
+        await kit.guard.admit(walker, grant, made)
+        await kit.guard.observe(walker, grant, answered(made, patients=[str(number)]))
+    walker_pseudonym = kit.pseudonym(subject="walker")
+    assert kit.guard.detector.score("gp-frontdesk", walker_pseudonym) >= tuning.throttle_score
+    for index in range(8):  # more principals than the bound, each seen once
+        who = identity(subject=f"reader-{index}")
+        grant = read(pol, str(100 + 50 * index))
+        made = decision()
+        await kit.guard.admit(who, grant, made)
+        await kit.guard.observe(who, grant, answered(made, patients=[str(100 + 50 * index)]))
+    assert len(kit.guard.detector) == tuning.max_principals  # the oldest were forgotten
+    assert kit.guard.detector.score("gp-frontdesk", walker_pseudonym) >= tuning.throttle_score

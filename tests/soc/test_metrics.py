@@ -9,8 +9,9 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+import vigie.guard.admission
 import vigie.guard.detection
-import vigie.guard.guard
+import vigie.guard.settlement
 import vigie.guard.signals
 from support.harness import ISSUER, Harness, Keys
 from support.soc import (
@@ -176,7 +177,8 @@ def test_label_values_stay_bounded_whatever_the_traffic(soc: Harness) -> None:
 def guard_signals() -> set[str]:
     """Every signal name the guard can count: its signals and the literals it detects with."""
     source = "".join(Path(guard_module.__file__).read_text() for guard_module in (
-        vigie.guard.guard, vigie.guard.detection, vigie.guard.signals))
+        vigie.guard.admission, vigie.guard.settlement, vigie.guard.detection,
+        vigie.guard.signals))
     literals = re.findall(r'Detection\("([a-z_]+)"|signal="([a-z_]+)"|"(decoy)"', source)
     return set(SIGNALS) | {name for group in literals for name in group if name}
 

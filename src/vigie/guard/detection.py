@@ -15,6 +15,11 @@ replica last looked; they are fed first, in order, so every replica's signals se
 whole walk however a load balancer spreads it. Only the replica that served the answer
 acts on a detection it causes (the others, fed the same sequence, reach the same
 state without acting twice).
+
+What a replica keeps about a principal is one `PrincipalState` record (its signals, the
+last shared observation it fed, the signal it counted when it throttled); the anomaly
+gauge's per-client scores live in `guard.quarantines`, which also keeps them for
+quarantined principals whose evidence was forgotten.
 """
 
 from __future__ import annotations
@@ -23,11 +28,21 @@ import contextlib
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from vigie.context import Decision, Grant
 from vigie.guard.observation import Observation, decode, observe_request
 from vigie.guard.quarantines import Quarantines
 from vigie.guard.signals import Detection, GuardTuning, PrincipalSignals
+
+
+@dataclass(slots=True)
+class PrincipalState:
+    """Everything this replica keeps about one principal's enumeration evidence."""
+
+    signals: PrincipalSignals
+    seen: str = ""  # the last shared observation fed (a stream id)
+    throttled: str = ""  # the signal counted as a detection when it throttled; "" none
 
 
 class Detector:
@@ -36,46 +51,48 @@ class Detector:
         self.quarantines = quarantines
         self.offset = offset  # keyed shift of numeric ids in shared observations
         self.observation_ttl_ms = int(tuning.baseline_window_s * 2000)
-        self._signals: OrderedDict[tuple[str, str], PrincipalSignals] = OrderedDict()
-        self._seen: dict[tuple[str, str], str] = {}  # last shared observation fed
-        self._throttled: dict[tuple[str, str], str] = {}  # -> the signal counted
+        # One record per principal, LRU over `max_principals`.
+        self._principals: OrderedDict[tuple[str, str], PrincipalState] = OrderedDict()
+
+    def __len__(self) -> int:
+        """Principals whose evidence this replica keeps."""
+        return len(self._principals)
 
     def score(self, client: str, pseudonym: str) -> float:
-        found = self._signals.get((client, pseudonym))
-        return found.score() if found is not None else 0.0
+        found = self._principals.get((client, pseudonym))
+        return found.signals.score() if found is not None else 0.0
 
     def established(self, client: str, pseudonym: str) -> bool:
         """A clean history long enough to be spared the client alert's slow-down (an
         unknown or forgotten principal is not: it counts as fresh)."""
-        found = self._signals.get((client, pseudonym))
-        return found is not None and found.established(time.time())
+        found = self._principals.get((client, pseudonym))
+        return found is not None and found.signals.established(time.time())
 
     def forget(self, client: str, pseudonym: str) -> None:
-        self._signals.pop((client, pseudonym), None)
-        self._seen.pop((client, pseudonym), None)
-        self._throttled.pop((client, pseudonym), None)
+        self._principals.pop((client, pseudonym), None)
 
-    def observation(self, grant: Grant, decision: Decision,
-                    max_page: int | None) -> Observation:
+    def observation(self, grant: Grant, decision: Decision, max_page: int | None,
+                    size_param: str | None = None) -> Observation:
         return observe_request(time.time(), grant.route.name, grant.params, grant.query,
                                decision.status, decision.records, decision.withheld, max_page,
-                               self.tuning.broad_name_length, self.offset)
+                               self.tuning.broad_name_length, self.offset, size_param)
 
     def seen(self, client: str, pseudonym: str) -> str:
-        return self._seen.get((client, pseudonym), "")
+        found = self._principals.get((client, pseudonym))
+        return found.seen if found is not None else ""
 
     async def observe(self, client: str, pseudonym: str, grant: Grant, decision: Decision,
                       own: Observation, shared: Sequence[tuple[str, str]] = ()) -> None:
         """Feed other replicas' observations (`shared` but its last, this one), then own."""
         t = self.tuning
         q = self.quarantines
-        key = (client, pseudonym)
-        signals = self._signals_for(client, pseudonym)
+        state = self._state_for(client, pseudonym)
+        signals = state.signals
         for ident, text in shared[:-1]:
             with contextlib.suppress(ValueError):  # a malformed entry teaches nothing
                 signals.feed(decode(text, int(ident.partition("-")[0]) / 1000.0))
         if shared and shared[-1][0]:
-            self._seen[key] = shared[-1][0]
+            state.seen = shared[-1][0]
         before = signals.score()
         detections = signals.feed(own)
         score = signals.score()
@@ -86,39 +103,38 @@ class Detector:
             if alerted and not detections:
                 detections = [Detection("coordinated", score)]
         if detections:
-            counted = self._throttled.get(key, "")
             q.quarantine(client, pseudonym, detections[0].signal, grant.mode,
                          "enumeration_detected", [d.signal for d in detections[1:]],
-                         counted=counted)
+                         counted=state.throttled)
             decision.anomaly_score = 1.0
             return
         decision.anomaly_score = max(decision.anomaly_score, score)
-        if score >= t.throttle_score and key not in self._throttled:
+        if score >= t.throttle_score and not state.throttled:
             strongest = max(signals.strengths().items(), key=lambda item: item[1])[0]
-            self._throttled[key] = strongest
+            state.throttled = strongest
             if before < t.throttle_score:  # else another replica's answer crossed it
                 q.detected(client, strongest)
                 q.emit("anomaly_throttled", client, pseudonym, strongest, score, "throttle",
                        grant.mode)
         elif score < t.throttle_score:
-            self._throttled.pop(key, None)
+            state.throttled = ""
         q.set_score(client, pseudonym, score)
 
-    def _signals_for(self, client: str, pseudonym: str) -> PrincipalSignals:
+    def _state_for(self, client: str, pseudonym: str) -> PrincipalState:
         key = (client, pseudonym)
-        found = self._signals.get(key)
+        principals = self._principals
+        found = principals.get(key)
         if found is not None:
-            self._signals.move_to_end(key)
+            principals.move_to_end(key)
             return found
-        found = self._signals[key] = PrincipalSignals(self.tuning)
-        if len(self._signals) > self.tuning.max_principals:
-            for _ in range(min(32, len(self._signals) - 1)):
-                oldest, candidate = next(iter(self._signals.items()))
-                if candidate.score() >= self.tuning.throttle_score:
-                    self._signals.move_to_end(oldest)  # never forget a penalized principal
+        found = principals[key] = PrincipalState(PrincipalSignals(self.tuning))
+        if len(principals) > self.tuning.max_principals:
+            for _ in range(min(32, len(principals) - 1)):
+                oldest, candidate = next(iter(principals.items()))
+                if candidate.signals.score() >= self.tuning.throttle_score:
+                    principals.move_to_end(oldest)  # never forget a penalized principal
                     continue
-                del self._signals[oldest]
-                self._seen.pop(oldest, None)
+                del principals[oldest]
                 self.quarantines.drop_score(*oldest)
                 break
         return found

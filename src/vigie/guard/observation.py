@@ -3,7 +3,8 @@
 An `Observation` keeps only what the signals need: the route name, the numeric path
 parameters (shifted by a keyed offset: the steps of a walk survive, the ids do not),
 whether a lookup missed, the page number of a search, whether it was at the maximum
-page size or broad, and the records disclosed. Never an id, a name or a query value, so
+page size (read from the parameter the route declares in `page_size:`, else guessed from
+`SIZE_KEYS`) or broad, and the records disclosed. Never an id, a name or a query value, so
 it can be shared between replicas through Redis (`encode`/`decode`).
 """
 
@@ -36,7 +37,10 @@ class Observation:
 
 def observe_request(now: float, route: str, params: Mapping[str, str], query: str,
                     status: int, records: int, withheld: int, max_page_size: int | None,
-                    broad_name_length: int, offset: int = 0) -> Observation:
+                    broad_name_length: int, offset: int = 0,
+                    size_param: str | None = None) -> Observation:
+    """`size_param`: the query parameter the route declares as its page size (`page_size:`
+    of the policy); None: guessed from `SIZE_KEYS`, for routes that declare nothing."""
     if params:
         numbers = tuple((name, int(value) + offset) for name, value in params.items()
                         if value.isdigit() and len(value) <= 18)
@@ -48,16 +52,21 @@ def observe_request(now: float, route: str, params: Mapping[str, str], query: st
     page_text = next((values[k] for k in PAGE_KEYS if k in values), None)
     page = int(page_text) if page_text is not None and page_text.isdigit() and \
         len(page_text) <= 12 else None
-    size = next((values[k] for k in SIZE_KEYS if k in values), "")
+    if size_param is not None:
+        size = values.get(size_param, "")
+    else:
+        size = next((values[k] for k in SIZE_KEYS if k in values), "")
     at_max = size.isdigit() and int(size) >= (max_page_size or DEFAULT_MAX_PAGE_SIZE)
     return Observation(now, route, search=True, page=page, at_max=at_max,
-                       broad=_is_broad(values, broad_name_length), records=records)
+                       broad=_is_broad(values, broad_name_length, size_param), records=records)
 
 
-def _is_broad(values: Mapping[str, str], broad_name_length: int) -> bool:
+def _is_broad(values: Mapping[str, str], broad_name_length: int,
+              size_param: str | None = None) -> bool:
     name = next((values[k] for k in NAME_KEYS if k in values), None)
     if name is None:
-        filters = [k for k in values if k not in PAGE_KEYS and k not in SIZE_KEYS]
+        filters = [k for k in values
+                   if k not in PAGE_KEYS and k not in SIZE_KEYS and k != size_param]
         return not filters
     if WILDCARDS.intersection(name):
         return True

@@ -25,7 +25,8 @@ When Redis fails (timeout, refused, error) the request is decided by a
 per-replica `MemoryStore`, which also caches every quarantine this replica learnt; the
 circuit breaker stops waiting on a dead Redis and probes it again later. A settlement
 that cannot reach Redis counts its facts in the fallback; its lease expires on its own.
-Nothing here raises to the request path.
+Nothing here raises to the request path. Key names, script arguments and replies are
+built and read by `guard.redis_codec` (no I/O there).
 """
 
 from __future__ import annotations
@@ -38,12 +39,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError, RedisError
 
-from vigie.guard import lua
+from vigie.guard import lua, redis_codec
 from vigie.guard.breaker import CircuitBreaker
 from vigie.guard.cluster_scripts import ClusterScripts
 from vigie.guard.coalesce import AdmitBatcher
@@ -51,15 +51,14 @@ from vigie.guard.connection import redis_client
 from vigie.guard.limits import Budget
 from vigie.guard.memory_store import MemoryStore
 from vigie.guard.quarantine_index import index_field, parse_index
+from vigie.guard.redis_codec import NUMKEYS, RedisCodec
 from vigie.guard.reservation import Settlement
-from vigie.guard.sketch import EXACT_LIMIT
 from vigie.guard.store import Check, Quarantine, Verdict, client_tag, principal_tag
 from vigie.telemetry.metrics import Metrics
 
 log = logging.getLogger("vigie.guard.redis")
 
 _FAILURES = (RedisError, OSError, TimeoutError)
-_CHUNK = 500  # patients per script call: Lua unpack() has a stack limit
 
 
 class RedisStore:
@@ -75,6 +74,7 @@ class RedisStore:
             client = redis_client(client, timeout=timeout, max_connections=max_connections)
         self.redis: Any = client  # Redis or RedisCluster: the commands used are common
         self.prefix = prefix
+        self.codec = RedisCodec(prefix)
         self.timeout = timeout
         self.fallback = fallback or MemoryStore()
         self.flush_interval = flush_interval
@@ -85,7 +85,6 @@ class RedisStore:
         self.breaker = CircuitBreaker(failure_threshold, reset_seconds,
                                       on_change=self._health_changed)
         self._sha = {"guard": ""}
-        self._offset = 0.0  # Redis clock minus ours, for window names
         self._facts: list[tuple[str, Budget, int, Sequence[str]]] = []
         self._pending: dict[tuple[str, str], Quarantine] = {}
         self._wake = asyncio.Event()
@@ -95,11 +94,11 @@ class RedisStore:
         # The hot path: concurrent admissions and settlements share a round trip.
         self._batcher: AdmitBatcher | ClusterScripts
         if isinstance(client, RedisCluster):
-            self._batcher = ClusterScripts(client, numkeys=7, timeout=timeout,
+            self._batcher = ClusterScripts(client, numkeys=NUMKEYS, timeout=timeout,
                                            sha=lambda: self._sha["guard"],
                                            reload=self._load_scripts)
         else:
-            self._batcher = AdmitBatcher(client.connection_pool, numkeys=7, timeout=timeout,
+            self._batcher = AdmitBatcher(client.connection_pool, numkeys=NUMKEYS, timeout=timeout,
                                          sha=lambda: self._sha["guard"],
                                          reload=self._load_scripts)
 
@@ -119,7 +118,7 @@ class RedisStore:
                                        for _ in range(min(8, self.max_connections))))
                 before = time.time()
                 seconds, micros = await self.redis.time()
-                self._offset = seconds + micros / 1e6 - (before + time.time()) / 2
+                self.codec.offset = seconds + micros / 1e6 - (before + time.time()) / 2
             self.breaker.success()
             if self._gauge is not None:
                 self._gauge.set(1)
@@ -142,19 +141,6 @@ class RedisStore:
     async def _load_scripts(self) -> None:
         self._sha["guard"] = await self.redis.script_load(lua.GUARD)
 
-    # -- keys --------------------------------------------------------------------------
-    def _key(self, tag: str, part: str) -> str:
-        return f"{self.prefix}{{{tag}}}:{part}"
-
-    def _window(self, budget: Budget) -> tuple[int, float]:
-        now = time.time() + self._offset
-        window = int(now // budget.patients_window_s) if budget.patients_window_s else 0
-        return window, (window + 1) * budget.patients_window_s * 1000.0
-
-    @property
-    def _index(self) -> str:
-        return f"{self.prefix}quarantines"
-
     # -- hot path ----------------------------------------------------------------------
     async def admit(self, checks: Sequence[Check]) -> list[Verdict]:
         for check in checks:
@@ -164,7 +150,7 @@ class RedisStore:
                         for _ in checks]
         if not self.breaker.allow():
             return self.fallback.admit_now(checks)
-        calls = [self._admit_call(check) for check in checks]
+        calls = [self.codec.admit_call(check) for check in checks]
         try:
             async with asyncio.timeout(self.timeout):
                 replies = await self._batcher.run(calls)
@@ -175,62 +161,18 @@ class RedisStore:
         self.breaker.success()
         return [self._verdict(check, reply) for check, reply in zip(checks, replies, strict=True)]
 
-    def _keys(self, tag: str, window: int) -> tuple[str, ...]:
-        return (self._key(tag, "q"), self._key(tag, "req"), self._key(tag, "rec"),
-                self._key(tag, f"pat:{window}"), self._key(tag, f"pats:{window}"),
-                self._key(tag, "lease"), self._key(tag, "obs"))
-
-    def _admit_call(self, check: Check) -> tuple[str, ...]:
-        budget = check.budget
-        window, window_end_ms = self._window(budget)
-        held = check.reservation
-        args = ("a", "1" if check.principal is not None else "0",
-                repr(budget.request_interval_ms), repr(budget.request_tolerance_ms),
-                repr(check.penalty), repr(budget.records_interval_ms),
-                repr(budget.records_window_ms), str(budget.patients_limit), repr(window_end_ms),
-                str(EXACT_LIMIT), str(2 * budget.patients_window_s), str(budget.concurrency),
-                held.member if held else "", str(held.lease_ms) if held else "0",
-                held.patient if held else "")
-        return (*self._keys(check.tag, window), *args)
-
-    def _settle_calls(self, s: Settlement) -> list[tuple[str, ...]]:
-        budget = s.budget
-        window, _ = self._window(budget)
-        keys = self._keys(s.tag, window)
-        refs = sorted(set(s.patients)) if budget.patients_limit else []
-        interval = repr(budget.records_interval_ms)
-        ttl = str(2 * budget.patients_window_s)
-        calls = [(*keys, "s", s.lease, interval, str(max(0, s.records)), ttl, str(EXACT_LIMIT),
-                  s.observation, s.seen, str(s.observation_ttl_ms), *refs[:_CHUNK])]
-        for start in range(_CHUNK, len(refs), _CHUNK):
-            calls.append((*keys, "s", "", interval, "0", ttl, str(EXACT_LIMIT), "", "", "0",
-                          *refs[start:start + _CHUNK]))
-        return calls
-
     def _verdict(self, check: Check, reply: list[Any]) -> Verdict:
-        code = int(reply[0])
-        if code == 1 and check.principal is not None:
-            meta = orjson.loads(reply[2]) if reply[2] else {}
-            client, subject = check.principal
-            found = Quarantine(client, subject, time.time() + int(reply[1]) / 1000.0,
-                               str(meta.get("reason", "unknown")),
-                               str(meta.get("mode", "enforce")))
-            self.fallback.quarantine(found)  # the local cache that outlives a Redis outage
-            return Verdict(quarantine=found, retry_after_s=int(reply[1]) / 1000.0)
-        if code == 2:
-            kind = reply[2].decode() if isinstance(reply[2], bytes) else str(reply[2])
-            return Verdict(refused=kind, retry_after_s=int(reply[1]) / 1000.0,
-                           remaining=0, reset_s=int(reply[3]) / 1000.0, shared=True)
-        lease = check.reservation.member if check.reservation is not None else ""
-        return Verdict(remaining=int(reply[1]), reset_s=int(reply[2]) / 1000.0, lease=lease,
-                       shared=True)
+        found = self.codec.verdict(check, reply)
+        if found.quarantine is not None:
+            self.fallback.quarantine(found.quarantine)  # the cache that outlives an outage
+        return found
 
     async def settle(self, settlements: Sequence[Settlement]) -> list[tuple[str, str]]:
         shared = [s for s in settlements if s.shared]
         local = [s for s in settlements if not s.shared]
         observations: list[tuple[str, str]] = []
         if shared and self.breaker.allow():
-            calls = [self._settle_calls(s) for s in shared]
+            calls = [self.codec.settle_calls(s) for s in shared]
             try:
                 async with asyncio.timeout(self.timeout):
                     replies = await self._batcher.run([c for cs in calls for c in cs])
@@ -238,7 +180,7 @@ class RedisStore:
                 first = 0
                 for settled, made in zip(shared, calls, strict=True):
                     if settled.observation:
-                        observations += _observations(replies[first])
+                        observations += redis_codec.observations(replies[first])
                     first += len(made)
                 shared = []
             except _FAILURES as exc:
@@ -295,7 +237,8 @@ class RedisStore:
         pending = dict(self._pending)
         pipe = self.redis.pipeline(transaction=False)
         self._queue_facts(pipe, facts)
-        self._queue_quarantines(pipe, pending.values())
+        for quarantine in pending.values():
+            self.codec.queue_quarantine(pipe, quarantine)
         try:
             async with asyncio.timeout(max(self.timeout, 0.5)):
                 try:
@@ -304,7 +247,8 @@ class RedisStore:
                     await self._load_scripts()
                     pipe = self.redis.pipeline(transaction=False)
                     self._queue_facts(pipe, facts)
-                    self._queue_quarantines(pipe, pending.values())
+                    for quarantine in pending.values():
+                        self.codec.queue_quarantine(pipe, quarantine)
                     await pipe.execute()
         except _FAILURES as exc:
             log.debug("redis flush failed: %r", exc)
@@ -326,31 +270,19 @@ class RedisStore:
             merged[(tag, budget)] = (records + count, patients)
         for (tag, budget), (records, patients) in merged.items():
             settled = Settlement(tag, budget, "", True, records, list(patients))
-            for call in self._settle_calls(settled):
-                pipe.evalsha(self._sha["guard"], 7, *call)
-
-    def _queue_quarantines(self, pipe: Any, quarantines: Any) -> None:
-        for q in quarantines:
-            ttl_ms = max(1, math.ceil((q.until - time.time()) * 1000))
-            value = orjson.dumps({"reason": q.reason, "mode": q.mode})
-            pipe.set(self._key(_tag(q), "q"), value, px=ttl_ms)
-            pipe.hset(self._index, index_field(q.client, q.subject),
-                      orjson.dumps({"until": q.until + self._offset, "reason": q.reason,
-                                    "mode": q.mode}))
-            pipe.pexpire(self._index, ttl_ms, nx=True)
-            pipe.pexpire(self._index, ttl_ms, gt=True)
+            for call in self.codec.settle_calls(settled):
+                pipe.evalsha(self._sha["guard"], NUMKEYS, *call)
 
     # -- operators ---------------------------------------------------------------------
     async def lift(self, client: str, subject: str) -> bool:
         lifted = self.fallback.lift_now(client, subject)
         lifted = self._pending.pop((client, subject), None) is not None or lifted
-        probe = Quarantine(client, subject, 0.0, "")
         try:
             # Under the flush lock: a flush in flight must not re-create the key afterwards.
             async with self._flush_lock, asyncio.timeout(max(self.timeout, 1.0)):
                 pipe = self.redis.pipeline(transaction=False)
-                pipe.delete(self._key(_tag(probe), "q"))
-                pipe.hdel(self._index, index_field(client, subject))
+                pipe.delete(self.codec.key(principal_tag(client, subject), "q"))
+                pipe.hdel(self.codec.index, index_field(client, subject))
                 deleted, unindexed = await pipe.execute()
         except _FAILURES:
             log.warning("quarantine lift could not reach redis; lifted on this replica only")
@@ -364,7 +296,8 @@ class RedisStore:
             try:
                 async with asyncio.timeout(self.timeout):
                     ttl, raised = await self.redis.eval(
-                        lua.SUSPECT, 2, self._key(tag, "suspects"), self._key(tag, "alert"),
+                        lua.SUSPECT, 2, self.codec.key(tag, "suspects"),
+                        self.codec.key(tag, "alert"),
                         subject, str(math.ceil(window_s * 1000)), str(threshold),
                         str(math.ceil(alert_s * 1000)))
                 self.breaker.success()
@@ -385,7 +318,7 @@ class RedisStore:
             async with asyncio.timeout(max(self.timeout, 0.5)):
                 pipe = self.redis.pipeline(transaction=False)
                 for client in clients:
-                    pipe.pttl(self._key(client_tag(client), "alert"))
+                    pipe.pttl(self.codec.key(client_tag(client), "alert"))
                 ttls = await pipe.execute()
         except _FAILURES as exc:
             log.debug("redis alerts failed: %r", exc)
@@ -405,10 +338,11 @@ class RedisStore:
         pending = dict(self._pending)
         try:
             async with asyncio.timeout(max(self.timeout, 1.0)):
-                raw = await self.redis.hgetall(self._index)
-                expired, shared = parse_index(raw, time.time() + self._offset, self._offset)
+                raw = await self.redis.hgetall(self.codec.index)
+                offset = self.codec.offset
+                expired, shared = parse_index(raw, time.time() + offset, offset)
                 if expired:
-                    await self.redis.hdel(self._index, *expired)
+                    await self.redis.hdel(self.codec.index, *expired)
             self.breaker.success()
             # Redis is the truth for what replicas learnt; pending ones are not there yet.
             found = {(q.client, q.subject): q for q in shared}
@@ -418,16 +352,3 @@ class RedisStore:
             self.breaker.failure()
         return sorted(found.values(), key=lambda q: (q.client, q.subject))
 
-
-def _observations(reply: Any) -> list[tuple[str, str]]:
-    """{0, id1, obs1, ...} -> [(id1, obs1), ...]."""
-    return [(_text(reply[index]), _text(reply[index + 1]))
-            for index in range(1, len(reply) - 1, 2)]
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _tag(q: Quarantine) -> str:
-    return principal_tag(q.client, q.subject)

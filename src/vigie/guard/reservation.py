@@ -32,7 +32,10 @@ PAGE_SIZE_PARAMS = ("limit", "per_page", "count", "_count")
 
 
 def max_page_size(route: Route) -> int | None:
-    """The query rule's cap on the page size parameter, if the route has one."""
+    """The route's cap on the page size: its `page_size:` declaration, else (a guess, for
+    routes that declare nothing) the query rule's cap on a parameter named like one."""
+    if route.page_size is not None:
+        return route.page_size.max
     if route.query is None:
         return None
     return next((value for key, value in route.query.max.items()
@@ -48,6 +51,7 @@ class RoutePlan:
     records: int  # reserved at admission
     patients: int  # reserved by the lease (0 when the path names the patient)
     max_page: int | None
+    size_param: str | None = None  # the declared page size parameter (None: guessed)
 
 
 def plan_route(route: Route) -> RoutePlan:
@@ -67,7 +71,8 @@ def plan_route(route: Route) -> RoutePlan:
         rule.selector.text == "id" and rule.action is Action.PSEUDONYMIZE
         for rule in response.fields)
     return RoutePlan(patient or None, pseudonymized, records,
-                     0 if patient else records, max_page)
+                     0 if patient else records, max_page,
+                     route.page_size.param if route.page_size is not None else None)
 
 
 @dataclass(frozen=True, slots=True)

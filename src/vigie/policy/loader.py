@@ -31,6 +31,7 @@ from vigie.policy.model import (
     Route,
     Selector,
 )
+from vigie.policy.page_size import parse_page_size
 from vigie.policy.request_rule import parse_request_rule
 from vigie.policy.response_reader import ResponseReader
 from vigie.policy.smart import looks_smart
@@ -43,7 +44,7 @@ _TOP_KEYS = ("apiVersion", "client", "description", "mode", "routes", "limits",
              "client_limits", "issuer",
              "metadata")  # metadata: policy/metadata.py
 _ROUTE_KEYS = ("name", "methods", "path", "scopes", "query", "response", "request",
-               "patient", "reserve")
+               "patient", "reserve", "page_size")
 _QUERY_KEYS = ("allowed", "max")
 _ROUTE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
@@ -320,12 +321,13 @@ class _FileReader(ResponseReader):
                                     or reserve < 1):
             self.error((*path, "reserve"), "must be a positive integer (the most records "
                                            "one response can hold)")
+        page_size = parse_page_size(item.get("page_size"), (*path, "page_size"), query, self.error)
         if len(self.errors) > before or name is None or template is None:
             return None
         return Route(name=name, methods=methods, path=item["path"], segments=template[0],
                      params=template[1], scopes=scopes, query=query, response=response,
                      line=self.lines.line(path), patient=patient, reserve=reserve,
-                     request=request)
+                     request=request, page_size=page_size)
 
     def patient(self, item: dict[str, Any], path: yamlsrc.Path,
                 params: tuple[str, ...]) -> str | None:

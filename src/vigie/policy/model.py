@@ -127,6 +127,17 @@ class QueryRule:
 
 
 @dataclass(frozen=True, slots=True)
+class PageSize:
+    """`page_size:` of a route: the query parameter that sizes a page, and its cap.
+
+    `max` None: the query rule's `max` of that parameter, if any.
+    """
+
+    param: str
+    max: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class RequestRule:
     """`request:` of a route: whether it takes a body, how large, of which media types.
 
@@ -156,6 +167,7 @@ class Route:
     # admission). None: inferred (`id` on a single-record route); "": none.
     patient: str | None = None
     reserve: int | None = None  # records reserved at admission; None: derived by the guard
+    page_size: PageSize | None = None  # None: the guard guesses from parameter names
 
     @property
     def masks(self) -> bool:
