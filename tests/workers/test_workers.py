@@ -181,3 +181,15 @@ def test_workers_must_be_a_positive_number(tmp_path: Path) -> None:
         load_settings(minimal_config(tmp_path, "workers: 0\n"), {})
     assert load_settings(minimal_config(tmp_path, "workers: 1\n"), {}).workers == 1
     assert sys.executable  # the subprocess tests run this interpreter
+
+
+def test_a_worker_that_dies_stops_the_pod(tmp_path: Path) -> None:
+    port, admin = free_port(), free_port()
+    proc = start(tmp_path, config(tmp_path, "http://127.0.0.1:9", Keys(), port, admin))
+    try:
+        pids = wait_ready(admin, proc, 2, tmp_path)
+        os.kill(pids[0], signal.SIGKILL)
+        assert proc.wait(30) != 0  # the orchestrator restarts the pod whole
+        assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
+    finally:
+        _stop(proc)
