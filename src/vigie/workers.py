@@ -62,9 +62,11 @@ def supervise(settings: Settings) -> int:
             children[pid] = index
             if not built:  # the first one to fail (a ConfigError...) says why and ends it all
                 stopping = True
+            if stopping:  # or SIGTERM came while starting: stop those already started
                 break
-        log.info("vigie: %d workers serving on port %d (admin %d), pids %s",
-                 len(children), ports[0], ports[1], sorted(children))
+        if not stopping:
+            log.info("vigie: %d workers serving on port %d (admin %d), pids %s",
+                     len(children), ports[0], ports[1], sorted(children))
         return _reap(children, lambda: stopping)
     finally:
         for sig, handler in previous.items():
