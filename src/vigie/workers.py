@@ -117,8 +117,8 @@ def _child(settings: Settings, ports: list[int], chain: SharedChain, built: int)
     except OSError as exc:
         print(f"vigie: cannot listen: {exc.strerror} (key 'listen' or 'admin')", file=sys.stderr)
         code = 2
-    except BaseException:  # noqa: BLE001 - a worker must end here, never in the parent's stack
-        log.exception("vigie worker %d failed", os.getpid())
+    except BaseException as exc:  # noqa: BLE001 - a worker ends here, never in the parent's stack
+        log.error("vigie worker %d failed: %s", os.getpid(), type(exc).__name__)  # no message
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
