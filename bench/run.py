@@ -7,6 +7,7 @@ a file), with in-memory guard state, with Redis, and with the library forwarders
 (`VIGIE_UPSTREAM_CLIENT=httpx`, `VIGIE_UPSTREAM_CLIENT=aiohttp`) instead of the native one,
 and with the native client to an https:// upstream (nginx with a certificate from a
 throwaway CA, verified through `upstream_ca_file`): `vigie/https`.
+`vigie+redis/2w` is the Redis variant with `workers: 2` (two processes on one port).
 Prints requests/s, p50/p99 and the ratios; `--markdown FILE` appends the table to a file.
 """
 
@@ -99,8 +100,8 @@ def processes(work: Path, redis_port: int) -> Iterator[dict[str, str]]:
         procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                       env={**os.environ, **(env or {})}))
 
-    (up, up_tls, ngx, naive, vig, vig_redis, vig_httpx, vig_aiohttp, vig_https,
-     admin1, admin2, admin3, admin4, admin5) = (free_port() for _ in range(14))
+    (up, up_tls, ngx, naive, vig, vig_redis, vig_httpx, vig_aiohttp, vig_https, vig_2w,
+     admin1, admin2, admin3, admin4, admin5, admin6) = (free_port() for _ in range(16))
     pki = make_pki(work / "pki")
     work.chmod(0o755)  # nginx workers drop root and must read the static files
     static = work / "static"
@@ -155,7 +156,8 @@ http {{
                  {"VIGIE_UPSTREAM": f"https://localhost:{up_tls}"}),
                 (vig_redis, admin2, f"redis: redis://127.0.0.1:{redis_port}/0\n", {}),
                 (vig_httpx, admin3, "", {"VIGIE_UPSTREAM_CLIENT": "httpx"}),
-                (vig_aiohttp, admin4, "", {"VIGIE_UPSTREAM_CLIENT": "aiohttp"}))
+                (vig_aiohttp, admin4, "", {"VIGIE_UPSTREAM_CLIENT": "aiohttp"}),
+                (vig_2w, admin6, f"redis: redis://127.0.0.1:{redis_port}/0\nworkers: 2\n", {}))
     for port, admin, extra, env in variants:
         conf = work / f"vigie-{port}.yaml"
         conf.write_text(
@@ -167,7 +169,8 @@ http {{
             f"    jwks_file: {work / 'jwks.json'}\n    algorithms: [RS256]\n")
         start([str(VENV_BIN / "vigie"), "serve", "--config", str(conf)], env)
     try:
-        for port in (up, up_tls, ngx, naive, vig, vig_redis, vig_httpx, vig_aiohttp, vig_https):
+        for port in (up, up_tls, ngx, naive, vig, vig_redis, vig_httpx, vig_aiohttp, vig_https,
+                     vig_2w):
             wait_port(port)
         now = int(time.time())
         token = jwt.encode({"iss": "https://idp.bench.example", "aud": "patient-api",
@@ -179,7 +182,8 @@ http {{
                "vigie+redis": f"http://127.0.0.1:{vig_redis}",
                "vigie/httpx": f"http://127.0.0.1:{vig_httpx}",
                "vigie/aiohttp": f"http://127.0.0.1:{vig_aiohttp}",
-               "vigie/https": f"http://127.0.0.1:{vig_https}", "token": token}
+               "vigie/https": f"http://127.0.0.1:{vig_https}",
+               "vigie+redis/2w": f"http://127.0.0.1:{vig_2w}", "token": token}
     finally:
         for proc in procs:
             proc.terminate()
@@ -211,6 +215,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--markdown", type=Path)
+    parser.add_argument("--only", help="comma-separated targets (naive and nginx always run)")
     args = parser.parse_args()
     for tool in ("nginx", "wrk", "redis-server"):
         if shutil.which(tool) is None:
@@ -218,7 +223,10 @@ def main() -> int:
             return 2
     cases = {"1 KB record": "/patients/42", "100-record page": "/patients?page=1&page_size=100"}
     targets = ["direct", "nginx", "naive", "vigie", "vigie+redis", "vigie/httpx", "vigie/aiohttp",
-               "vigie/https"]
+               "vigie/https", "vigie+redis/2w"]  # 2w: `workers: 2` (issue 15)
+    if args.only:
+        chosen = {"nginx", "naive", *args.only.split(",")}
+        targets = [target for target in targets if target in chosen]
     results: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="vigie-bench-") as tmp, \
             processes(Path(tmp), free_port()) as urls:

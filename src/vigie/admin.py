@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -56,7 +56,7 @@ def create_admin_app(metrics: Metrics, guard: Guard, admin_token: str | None,
         if metrics_tokens and not bearer_matches(request.headers.get("authorization", ""),
                                                  *metrics_tokens):
             return JSONResponse({"detail": "scrape token required"}, 401, headers=_CHALLENGE)
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     async def list_quarantines(request: Request) -> Response:
         refused = authorized(request)

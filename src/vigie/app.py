@@ -19,6 +19,7 @@ from starlette.applications import Starlette
 from vigie.admin import create_admin_app, read_admin_token
 from vigie.admin_auth import read_token
 from vigie.audit import AuditLog
+from vigie.audit.shared import SharedChain
 from vigie.auth import Authenticator
 from vigie.config import Settings
 from vigie.errors import ConfigError
@@ -60,7 +61,8 @@ class Vigie:
     @classmethod
     def build(cls, settings: Settings, *, environ: Mapping[str, str] | None = None,
               span_exporter: SpanExporter | None = None,
-              metrics: Metrics | None = None) -> Vigie:
+              metrics: Metrics | None = None,
+              audit_chain: SharedChain | None = None) -> Vigie:
         # httpx logs every request URL at INFO: upstream paths carry patient ids.
         logging.getLogger("httpx").setLevel(logging.WARNING)
         metrics = metrics or Metrics()
@@ -78,7 +80,7 @@ class Vigie:
                                                  "scrape token"))
         guard = Guard(settings, metrics, pseudonymizer)
         authenticator = Authenticator(settings.issuers, metrics)
-        audit = AuditLog(settings.audit, metrics)
+        audit = AuditLog(settings.audit, metrics, shared=audit_chain)  # shared: workers.py
         incidents = build_incidents(settings, metrics, lambda: policies.current.clients,
                                     can_pseudonymize=record_pseudonymizer is not None,
                                     audit=audit)

@@ -121,13 +121,13 @@ def _serve(config: Path | None) -> int:
     from vigie.server import run
 
     try:
-        run(settings)
+        code = run(settings)
     except OSError as exc:
         where = settings.source or "<environment>"
         print(f"vigie: {where}: cannot listen: {exc.strerror} (key 'listen' or 'admin')",
               file=sys.stderr)
         return 2
-    return 0
+    return code
 
 
 def _policy(args: argparse.Namespace) -> int:

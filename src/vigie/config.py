@@ -113,6 +113,7 @@ class Settings:
     links: LinkSettings = LinkSettings()  # public_url, trusted_proxies... (rewrite/settings.py)
     log_format: str = "text"  # text | json (telemetry/logs.py)
     log_level: str = "info"
+    workers: int = 1  # processes on the same ports (SO_REUSEPORT); > 1 needs `redis`
     source: Path | None = None
 
 
@@ -121,7 +122,8 @@ _TOP_KEYS = {
     "upstream", "listen", "admin", "policies", "mode", "issuers", "redis",
     "pseudonym_key_file", "audit", "limits", "guard", "upstream_timeout_seconds",
     "upstream_connect_timeout_seconds", "max_response_bytes", "shutdown_grace_seconds",
-    "upstream_client", "log_format", "log_level", "incident", *LINK_KEYS, *CONNECTION_KEYS,
+    "upstream_client", "log_format", "log_level", "incident", "workers", *LINK_KEYS,
+    *CONNECTION_KEYS,
 }
 UPSTREAM_CLIENTS = ("native", "aiohttp", "httpx")
 T = TypeVar("T")
@@ -363,7 +365,17 @@ def _build(raw: dict[str, Any], r: _Reader) -> Settings:
         max_response_bytes=positive("max_response_bytes", int, 52_428_800),
         shutdown_grace_seconds=positive("shutdown_grace_seconds", float, 20.0),
         links=parse_link_settings(raw, r.error),
+        workers=_workers(raw, r, redis_url),
     )
+
+
+def _workers(raw: dict[str, Any], r: _Reader, redis_url: str | None) -> int:
+    """`workers`: N processes need one guard state, so more than one needs `redis`."""
+    workers = positive_value(r, raw, ("workers",), int, 1)
+    if workers > 1 and redis_url is None:
+        raise r.error(("workers",), f"{workers} workers need shared guard state: set 'redis' "
+                                    "(or workers: 1)")
+    return workers
 
 
 def _list(raw: dict[str, Any], key: str, r: _Reader) -> list[Any]:

@@ -65,13 +65,22 @@ class OriginFormProtocol(BoundedHeadProtocol):
         super().on_headers_complete()
 
 
-def bind(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int, *, reuse_port: bool = False,
+         listen: bool = True) -> socket.socket:
+    """A TCP socket on (host, port); `reuse_port`: one per worker on the same port."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say so.
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+        if listen:
+            sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
     sock.setblocking(False)
     return sock
 
@@ -156,10 +165,15 @@ def _reload(vigie: Vigie, tls: list[ServerTLS | None]) -> None:
             listener.reload_if_changed()
 
 
-def run(settings: Settings) -> None:
-    """Blocking entry point for `vigie serve`, on uvloop."""
+def run(settings: Settings) -> int:
+    """Blocking entry point for `vigie serve`, on uvloop; `workers > 1`: vigie.workers."""
+    if settings.workers > 1:
+        from vigie.workers import supervise
+
+        return supervise(settings)
     import uvloop
 
     vigie = Vigie.build(settings)  # ConfigError before anything listens
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(serve(settings, vigie=vigie))
+    return 0

@@ -247,3 +247,23 @@ def test_dashboard_covers_what_the_soc_watches() -> None:
     expressions = dashboard_expressions()
     assert any("histogram_quantile(0.99" in e and "upstream" in e for e in expressions)
     assert any("histogram_quantile(0.5" in e and "upstream" in e for e in expressions)
+
+
+def test_workers_set_vigie_workers_and_scale_the_cpu_request() -> None:
+    one_worker = container(manifests())
+    assert {"name": "VIGIE_WORKERS", "value": "1"} in one_worker["env"]
+    assert one_worker["resources"]["requests"]["cpu"] == "250m"
+    values = {"workers": 4, "redis": {"url": "redis://redis:6379/0"},
+              "resources": {"requests": {"cpu": "0.5", "memory": "256Mi"},
+                            "limits": {"cpu": "750m", "memory": "1Gi"}}}
+    four = container(manifests(values))
+    assert {"name": "VIGIE_WORKERS", "value": "4"} in four["env"]
+    assert four["resources"]["requests"] == {"cpu": "2000m", "memory": "256Mi"}
+    assert four["resources"]["limits"] == {"cpu": "3000m", "memory": "1Gi"}
+
+
+def test_several_workers_without_redis_are_refused() -> None:
+    with pytest.raises(helm.HelmError, match=r"workers \(2\) > 1 needs redis"):
+        render({"workers": 2})
+    with pytest.raises(helm.HelmError):
+        render({"workers": 0})

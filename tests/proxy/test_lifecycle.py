@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -14,13 +13,13 @@ from pathlib import Path
 
 import httpx
 import jwt
-import orjson
 import pytest
 from starlette.requests import Request
 from starlette.responses import Response
 
 from support.harness import AUDIENCE, ISSUER, Keys, ScriptedUpstream
 from support.servers import free_port, serve_in_thread
+from support.workers import accepts, serve_config
 
 VIGIE = [sys.executable, "-m", "vigie"]
 POLICY = """\
@@ -33,25 +32,7 @@ routes:
 
 
 def _config(tmp: Path, upstream: str, keys: Keys, port: int, admin: int, extra: str = "") -> Path:
-    (tmp / "policies").mkdir(exist_ok=True)
-    (tmp / "policies" / "app.yaml").write_text(POLICY)
-    (tmp / "jwks.json").write_bytes(orjson.dumps(keys.jwks()))
-    config = tmp / "vigie.yaml"
-    config.write_text(
-        f"upstream: {upstream}\nlisten: {{host: 127.0.0.1, port: {port}}}\n"
-        f"admin: {{host: 127.0.0.1, port: {admin}}}\npolicies: ./policies\n"
-        f"audit: {{path: {tmp / 'audit.jsonl'}}}\nshutdown_grace_seconds: 10\n"
-        f"issuers:\n  - issuer: {ISSUER}\n    audiences: [{AUDIENCE}]\n"
-        "    jwks_file: ./jwks.json\n    algorithms: [RS256]\n" + extra)
-    return config
-
-
-def _accepts(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except OSError:
-        return False
-    return True
+    return serve_config(tmp, upstream, keys, port, admin, POLICY, extra)
 
 
 def _wait_ready(admin: int, proc: subprocess.Popen[bytes]) -> None:
@@ -110,7 +91,7 @@ def test_sigterm_finishes_in_flight_requests_then_exits_0(tmp_path: Path) -> Non
             # then the listener closes (uvicorn notices the exit flag on its next tick, so a
             # connection may still be accepted just after readiness drops): wait for it
             deadline = time.monotonic() + 10
-            while _accepts(port):
+            while accepts(port):
                 assert time.monotonic() < deadline, "the listener never closed"
                 time.sleep(0.02)
             release.set()

@@ -99,3 +99,25 @@ Call with (list $ "monitoring.coreos.com/v1/ServiceMonitor" "serviceMonitor.enab
 {{- fail (printf "%s needs %s, which this cluster does not serve: install its CRDs, or render offline with --api-versions %s (or crdCheck: false)" (index . 2) $api $api) }}
 {{- end }}
 {{- end }}
+
+{{/*
+resources with every cpu value multiplied by `workers` (the values give one worker's share).
+*/}}
+{{- define "vigie.resources" -}}
+{{- $resources := deepCopy (default dict .Values.resources) }}
+{{- $workers := int .Values.workers }}
+{{- range $kind := list "requests" "limits" }}
+{{- $part := get $resources $kind }}
+{{- if and (gt $workers 1) $part (hasKey $part "cpu") }}
+{{- $cpu := toString (get $part "cpu") }}
+{{- $milli := 0 }}
+{{- if hasSuffix "m" $cpu }}
+{{- $milli = int (trimSuffix "m" $cpu) }}
+{{- else }}
+{{- $milli = int (mulf (float64 $cpu) 1000) }}
+{{- end }}
+{{- $_ := set $part "cpu" (printf "%dm" (mul $milli $workers)) }}
+{{- end }}
+{{- end }}
+{{- toYaml $resources }}
+{{- end }}

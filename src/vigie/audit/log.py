@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from vigie.audit.line import GENESIS, seal, unseal
+from vigie.audit.shared import SharedChain
 from vigie.config import AuditSettings
 from vigie.context import Decision
 from vigie.errors import AuditUnavailable
@@ -38,8 +39,12 @@ _RESUME_SCAN_LIMIT = 64 * 1024 * 1024
 class AuditLog:
     """The audit sink the proxy calls once per authenticated request."""
 
-    def __init__(self, settings: AuditSettings, metrics: Metrics, *, fsync: bool = False) -> None:
+    def __init__(self, settings: AuditSettings, metrics: Metrics, *, fsync: bool = False,
+                 shared: SharedChain | None = None) -> None:
+        """`shared`: the chain of several worker processes (audit/shared.py), else own."""
         self._settings = settings
+        self._shared = shared
+        self._rotations = 0
         self._metrics = metrics
         self._fsync = fsync
         self._closed_mode = settings.on_failure != "open"
@@ -67,16 +72,38 @@ class AuditLog:
     def record(self, decision: Decision, principal: str | None) -> None:
         """Write the line for `decision`; raise AuditUnavailable when it cannot (fail-closed)."""
         with self._lock:
-            line, digest = seal(self._fields(decision, principal))
-            try:
-                self._write(line)
-            except (OSError, ValueError) as exc:  # ValueError: a closed stdout
-                self._fail(exc)
+            if self._shared is None:
+                self._record(decision, principal)
                 return
-            self._prev = digest
-            rotate_bytes = self._settings.rotate_bytes
-            if rotate_bytes > 0 and self._size >= rotate_bytes and self._fd is not None:
-                self._rotate()
+            with self._shared as shared:
+                self._follow(shared)
+                self._record(decision, principal)
+                shared.wrote(self._prev, self._size)
+
+    def _record(self, decision: Decision, principal: str | None) -> None:
+        line, digest = seal(self._fields(decision, principal))
+        try:
+            self._write(line)
+        except (OSError, ValueError) as exc:  # ValueError: a closed stdout
+            self._fail(exc)
+            return
+        self._prev = digest
+        rotate_bytes = self._settings.rotate_bytes
+        if rotate_bytes > 0 and self._size >= rotate_bytes and self._fd is not None:
+            self._rotate()
+            if self._shared is not None:
+                self._shared.rotated(self._size)
+                self._rotations = self._shared.rotations
+
+    def _follow(self, shared: SharedChain) -> None:
+        """Take up the chain where another worker left it (and its rotation, if any)."""
+        self._prev = shared.prev(self._prev)
+        if shared.rotations != self._rotations:
+            self._rotations = shared.rotations
+            if self._fd is not None:
+                fd, self._fd = self._fd, None
+                os.close(fd)  # renamed by another worker: the next write opens the live file
+        self._size = shared.size(self._size)
 
     def close(self) -> None:
         with self._lock:

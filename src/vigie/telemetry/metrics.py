@@ -20,8 +20,10 @@ from prometheus_client import (
     Histogram,
     PlatformCollector,
     ProcessCollector,
+    generate_latest,
 )
 from prometheus_client.gc_collector import GCCollector
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from vigie import __version__
 
@@ -60,7 +62,12 @@ class BandedGauge(Gauge):
 
 
 class Metrics:
-    """The registry and its metrics. Pass it to every stage that counts."""
+    """The registry and its metrics. Pass it to every stage that counts.
+
+    With several workers (vigie.workers) values live in PROMETHEUS_MULTIPROC_DIR:
+    counters and histograms add up; each gauge says how (`livemin` for "is up",
+    `livemax` for "how bad"), over live workers only. `exposition()` merges them.
+    """
 
     def __init__(self, registry: CollectorRegistry | None = None,
                  process_collectors: bool = True) -> None:
@@ -93,29 +100,35 @@ class Metrics:
         self.anomaly_score = BandedGauge(
             "vigie_anomaly_score",
             "Highest anomaly score among a client's principals, in bands: 0, 0.25, 0.5, 1",
-            ["client"], registry=r)
+            ["client"], registry=r,
+            multiprocess_mode="livemax")
         self.enumeration_detections = Counter(
             "vigie_enumeration_detections", "Enumeration signals raised",
             ["client", "signal"], registry=r)
         self.quarantined_clients = Gauge(
-            "vigie_quarantined_clients", "Principals currently quarantined", registry=r)
+            "vigie_quarantined_clients", "Principals currently quarantined", registry=r,
+            multiprocess_mode="livemax")
         self.policy_reload_failures = Counter(
             "vigie_policy_reload_failures", "Policy reloads refused by validation", registry=r)
         self.state_backend_up = Gauge(
             "vigie_state_backend_up", "Whether the guard state backend answers",
-            ["backend"], registry=r)
+            ["backend"], registry=r,
+            multiprocess_mode="livemin")
         self.upstream_up = Gauge(
-            "vigie_upstream_up", "Whether the last upstream exchange succeeded", registry=r)
+            "vigie_upstream_up", "Whether the last upstream exchange succeeded", registry=r,
+            multiprocess_mode="livemin")
         # Extensions beyond the contract (section 6 allows more, never fewer).
         self.jwks_refresh_failures = Counter(
             "vigie_jwks_refresh_failures", "JWKS fetches that failed (last good keys kept)",
             ["issuer"], registry=r)
         self.jwks_trusted = Gauge(
             "vigie_jwks_trusted", "1 while the issuer has a key set tokens are verified with "
-            "(loaded, not older than jwks_max_stale_seconds), else 0", ["issuer"], registry=r)
+            "(loaded, not older than jwks_max_stale_seconds), else 0", ["issuer"], registry=r,
+            multiprocess_mode="livemin")
         self.jwks_last_success = Gauge(
             "vigie_jwks_last_success_timestamp_seconds",
-            "When the issuer's key set in use was fetched", ["issuer"], registry=r)
+            "When the issuer's key set in use was fetched", ["issuer"], registry=r,
+            multiprocess_mode="livemin")
         self.audit_write_failures = Counter(
             "vigie_audit_write_failures", "Audit lines that could not be written", registry=r)
         self.security_events = Counter(
@@ -126,22 +139,28 @@ class Metrics:
             ["client", "route"], registry=r)
         self.revocations_active = Gauge(
             "vigie_revocations_active", "Revocations in force, by kind (client, user, jti)",
-            ["kind"], registry=r)
+            ["kind"], registry=r,
+            multiprocess_mode="livemax")
         self.containment_active = Gauge(
             "vigie_containment_active", "1 while a containment switch is in force",
-            ["client", "mode"], registry=r)
+            ["client", "mode"], registry=r,
+            multiprocess_mode="livemax")
         self.incident_store_up = Gauge(
             "vigie_incident_store_up", "Whether the revocation store answers",
-            ["backend"], registry=r)
+            ["backend"], registry=r,
+            multiprocess_mode="livemin")
         self.incident_unconfirmed = Gauge(
             "vigie_incident_unconfirmed", "Revocations and switches enforced here only: "
-            "the store has not confirmed them yet", registry=r)
+            "the store has not confirmed them yet", registry=r,
+            multiprocess_mode="livemax")
         self.policy_loaded = Gauge(
             "vigie_policy_last_reload_success_timestamp_seconds",
-            "When policies were last loaded successfully", registry=r)
+            "When policies were last loaded successfully", registry=r,
+            multiprocess_mode="livemin")
         self.build_info = Gauge(
             "vigie_build_info", "Always 1: the running version, image revision and Python",
-            ["version", "revision", "python"], registry=r)
+            ["version", "revision", "python"], registry=r,
+            multiprocess_mode="livemax")
         self.build_info.labels(version=__version__,
                                revision=os.environ.get("VIGIE_BUILD_REVISION", "unknown")[:64],
                                python=platform.python_version()).set(1)
@@ -157,6 +176,15 @@ class Metrics:
             registry=r)
         self.upstream_up.set(1)
         self._children: dict[tuple[int, tuple[str, ...]], object] = {}
+
+    def exposition(self) -> bytes:
+        """The text format of every metric: this process's, or all workers' merged."""
+        directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if not directory:
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged, path=directory)  # type: ignore[no-untyped-call]
+        return generate_latest(merged)
 
     def child(self, metric: M, *labels: str) -> M:
         """`metric.labels(*labels)`, cached: `labels()` takes a lock and costs ~5 us.
